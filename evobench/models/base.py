@@ -1,0 +1,109 @@
+"""Model family and pool contracts.
+
+A *family* knows the tensor layout of its models and builds a runnable model from a state dict
+(``dict[str, torch.Tensor]``). A family whose models are a stack of same-shaped blocks also
+implements :class:`BlockStack`, which data-flow-space merging needs. A *pool* is what a merge
+starts from: named source models, an optional shared base (for task vectors), and, for evolution
+from scratch, a sampler of fresh random models.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+State = dict[str, torch.Tensor]
+
+
+class ModelFamily(ABC):
+    """Tensor layout + builder. ``param_names`` fixes the flattening order."""
+
+    name: str = ""
+
+    @property
+    @abstractmethod
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Tensor name -> shape, in flattening order."""
+
+    @abstractmethod
+    def build(self, state: State) -> Any:
+        """A runnable model (whatever the family's tasks accept) from a state dict."""
+
+    @property
+    def param_names(self) -> list[str]:
+        return list(self.shapes)
+
+    @property
+    def n_params(self) -> int:
+        return int(sum(int(np.prod(s)) for s in self.shapes.values()))
+
+    def flatten(self, state: State) -> torch.Tensor:
+        return torch.cat([state[k].reshape(-1) for k in self.param_names])
+
+    def unflatten(self, vec: torch.Tensor) -> State:
+        if vec.numel() != self.n_params:
+            raise ValueError(f"{self.name}: expected {self.n_params} parameters, got {vec.numel()}")
+        out, i = {}, 0
+        for k, shape in self.shapes.items():
+            n = int(np.prod(shape))
+            out[k] = vec[i:i + n].reshape(shape)
+            i += n
+        return out
+
+    def check_state(self, state: State, what: str = "state") -> None:
+        for k, shape in self.shapes.items():
+            if k not in state:
+                raise ValueError(f"{what}: missing tensor {k!r} for model family {self.name!r}")
+            if tuple(state[k].shape) != tuple(shape):
+                raise ValueError(f"{what}: tensor {k!r} has shape {tuple(state[k].shape)}, expected {shape}")
+
+
+class BlockStack(ABC):
+    """A family whose models are ``stem -> blocks[0..L-1] -> head`` with same-shaped blocks."""
+
+    @abstractmethod
+    def n_blocks(self) -> int:
+        """Blocks per model."""
+
+    @abstractmethod
+    def build_path(self, sources: Sequence[State], path: Sequence[tuple[int, int]],
+                   scales: Sequence[float]) -> Any:
+        """A model running blocks ``path[t] = (source index, block index)`` in order.
+
+        ``scales[t]`` multiplies the hidden state entering step ``t`` (1.0 = unchanged). Stem and head
+        come from ``sources[0]``.
+        """
+
+
+@dataclass
+class ModelPool:
+    """The starting point of a merge: sources, optional base, optional fresh-model sampler."""
+
+    family: ModelFamily
+    sources: list[tuple[str, State]] = field(default_factory=list)
+    base: State | None = None  # shared ancestor for task vectors; None = no shared base
+    sampler: Callable[[np.random.Generator], State] | None = None  # random fresh model (from scratch)
+    n_start: int = 2  # how many starting models evolution from scratch begins with
+
+    def __post_init__(self) -> None:
+        for name, st in self.sources:
+            self.family.check_state(st, f"source model {name!r}")
+        if self.base is not None:
+            self.family.check_state(self.base, "base model")
+
+    @property
+    def from_scratch(self) -> bool:
+        return not self.sources
+
+    def starting_states(self, rng: np.random.Generator) -> list[State]:
+        """The models evolution starts from: the sources, or ``n_start`` fresh samples."""
+        if self.sources:
+            return [s for _, s in self.sources]
+        if self.sampler is None:
+            raise ValueError(f"model pool of {self.family.name!r} has neither sources nor a sampler")
+        return [self.sampler(rng) for _ in range(self.n_start)]

@@ -1,0 +1,77 @@
+"""Merge-space contract: the one place where a genome becomes a model.
+
+Recipe spaces (PS knobs, DFS layer paths) live in the unit box [0,1]^n. The raw parameter space of
+model-space evolution (M2N2, GA from scratch) is unbounded: its genome *is* the flattened parameter
+vector, because SLERP, split points and Gaussian mutation are defined in parameter units.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+
+class SpaceError(ValueError):
+    """A space cannot be built for this problem (one line, names the problem)."""
+
+
+class MergeSpace(ABC):
+    kind: str = ""
+
+    def __init__(self, dim: int, lower: np.ndarray, upper: np.ndarray,
+                 segments: dict[str, slice] | None = None) -> None:
+        self.dim = int(dim)
+        self.lower = np.asarray(lower, dtype=float)
+        self.upper = np.asarray(upper, dtype=float)
+        self.segments = segments or {"all": slice(0, self.dim)}
+
+    @property
+    def bounded(self) -> bool:
+        return bool(np.all(np.isfinite(self.lower)) and np.all(np.isfinite(self.upper)))
+
+    @abstractmethod
+    def decode(self, x: np.ndarray) -> dict[str, Any]:
+        """Genome -> recipe (plain, JSON-serialisable data)."""
+
+    @abstractmethod
+    def build(self, x: np.ndarray) -> Any:
+        """Genome -> runnable model, in memory. Deterministic: same genome, same model."""
+
+    def sample(self, rng: np.random.Generator, k: int) -> np.ndarray:
+        """``k`` genomes from the space's prior (uniform over the box for recipe spaces)."""
+        return rng.uniform(self.lower, self.upper, size=(k, self.dim))
+
+    def initial(self, rng: np.random.Generator) -> np.ndarray:
+        """Starting genomes ``(m, dim)`` (the source models, or the box centre)."""
+        return ((self.lower + self.upper) / 2.0)[None, :]
+
+    def clip(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(x, self.lower, self.upper) if self.bounded else x
+
+    def check(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"{self.kind} space: genomes must have shape (k, {self.dim}), got {x.shape}")
+        return x
+
+    def recipe_json(self, x: np.ndarray) -> str:
+        return json.dumps(self.decode(np.asarray(x, dtype=float)), sort_keys=True, default=_jsonable)
+
+    def genome_hash(self, x: np.ndarray) -> str:
+        return hashlib.sha256(np.ascontiguousarray(x, dtype=np.float64).tobytes()).hexdigest()[:16]
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "dim": self.dim,
+                "segments": {k: [s.start, s.stop] for k, s in self.segments.items()}}
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
