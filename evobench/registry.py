@@ -26,7 +26,7 @@ class RegistryError(KeyError):
 class Registry(Generic[T]):
     def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
         self.kind = kind
-        self.group = entry_point_group or f"evobench.{kind}"
+        self.group = entry_point_group or f"evobench.{kind.replace(' ', '_')}s"
         self._entries: dict[str, T | str] = {}
         self._entry_points_loaded = False
 
@@ -106,10 +106,10 @@ def _resolve(spec: str, what: str):
 
 
 # The project's registries. Built-in entries are lazy so `import evobench` stays light.
-TASKS: Registry = Registry("tasks")
-BASELINES: Registry = Registry("baselines")
-MERGE_OPS: Registry = Registry("merge_ops")
-TRACKERS: Registry = Registry("trackers")
+TASKS: Registry = Registry("task", "evobench.tasks")
+BASELINES: Registry = Registry("baseline", "evobench.baselines")
+MERGE_OPS: Registry = Registry("merge op", "evobench.merge_ops")
+TRACKERS: Registry = Registry("tracker", "evobench.trackers")
 
 
 _BUILTIN = {
