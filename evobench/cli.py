@@ -1,0 +1,145 @@
+"""Command line: ``evobench run``, ``evobench compare``, ``evobench list``.
+
+Bad input (unknown names, invalid values, an unreachable tracking server) gives one line on stderr,
+``evobench: error: ...``, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_USAGE = 2
+
+
+def _seeds(text: str) -> list[int]:
+    """``0,1,2`` or ``42-46`` (inclusive) or a mix."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-") if not part.startswith("-") else (part, "", "")
+        try:
+            out += list(range(int(lo), int(hi) + 1)) if sep else [int(part)]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"seeds must look like '0,1,2' or '42-46', got {text!r}") from None
+    if not out:
+        raise argparse.ArgumentTypeError("seeds: give at least one seed")
+    return out
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", help="named preset (see `evobench list presets`); default: 'default'")
+    p.add_argument("--config", metavar="FILE", help="YAML config file (applied over the preset)")
+    p.add_argument("--tasks", help="comma-separated task names (see `evobench list tasks`)")
+    p.add_argument("--baselines", help="comma-separated baseline names, or 'all' (see `evobench list baselines`)")
+    p.add_argument("--budget", type=int, help="evaluations per (baseline, task, seed); one evaluation = "
+                                              "one candidate scored on the search split")
+    p.add_argument("--seeds", type=_seeds, help="seeds, e.g. '0,1,2' or '42-46'")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///./mlruns.db)")
+    p.add_argument("--experiment", help="MLflow experiment name (default: evobench)")
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    p.add_argument("--out", help="folder for results JSON, table and plot (default: ./evobench-results)")
+    p.add_argument("--name", help="name of this comparison (MLflow parent run, results folder)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from evobench import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="evobench", description="Benchmark evolutionary model-merging algorithms head-to-head "
+        "at an equal evaluation budget, with MLflow logging.")
+    parser.add_argument("--version", action="version", version=f"evobench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_ in (("run", "run a head-to-head comparison (default preset: every baseline on digits)"),
+                        ("compare", "same as run")):
+        p = sub.add_parser(name, help=help_, description=help_ + ". Settings: preset < --config < flags.")
+        _add_run_args(p)
+    lp = sub.add_parser("list", help="list tasks, baselines, merge ops, presets",
+                        description="List registered tasks, baselines, merge ops and presets.")
+    lp.add_argument("what", nargs="?", default="all", choices=["all", "tasks", "baselines", "merge-ops", "presets"])
+    return parser
+
+
+def _list(what: str) -> None:
+    from evobench.config import preset_names
+    from evobench.registry import BASELINES, MERGE_OPS, TASKS
+
+    def doc(obj) -> str:
+        text = (getattr(obj, "__doc__", "") or "").strip().splitlines()
+        return text[0] if text else ""
+
+    sections = {
+        "tasks": lambda: [(n, doc(TASKS.get(n))) for n in TASKS.names()],
+        "baselines": lambda: [(n, f"[{'/'.join(BASELINES.get(n).spaces)}] {doc(BASELINES.get(n))}")
+                              for n in BASELINES.names()],
+        "merge-ops": lambda: [(n, ", ".join(f"{k.name}∈[{k.low:g},{k.high:g}]" for k in MERGE_OPS.get(n).knobs))
+                              for n in MERGE_OPS.names()],
+        "presets": lambda: [(n, "") for n in preset_names()],
+    }
+    for sec, rows in sections.items():
+        if what not in ("all", sec):
+            continue
+        print(f"{sec}:")
+        for name, text in rows():
+            print(f"  {name:<28}{text}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from evobench.compare import run_comparison
+    from evobench.config import build_config
+    from evobench.tracking import MLflowTracker, Tracker, check_tracking_uri, default_tracking_uri
+
+    cfg = build_config(preset=args.preset, config_file=args.config, tasks=args.tasks, baselines=args.baselines,
+                       budget=args.budget, seeds=args.seeds, tracking_uri=args.tracking_uri,
+                       experiment=args.experiment, out=args.out, name=args.name, threads=args.threads)
+    if args.no_tracking:
+        tracker = Tracker()
+    else:
+        uri = cfg.tracking_uri or default_tracking_uri()
+        check_tracking_uri(uri)
+        tracker = MLflowTracker(uri, cfg.experiment)
+    comp = run_comparison(cfg, tracker=tracker, progress=not args.no_progress)
+    from evobench.report import format_table
+
+    print(format_table(comp))
+    print(f"results: {comp.out_dir}")
+    if not args.no_tracking:
+        print(f"MLflow: {cfg.tracking_uri or default_tracking_uri()} (experiment {cfg.experiment!r})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from evobench.config import ConfigError
+    from evobench.registry import RegistryError
+    from evobench.spaces.base import SpaceError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        if args.command == "list":
+            _list(args.what)
+            return 0
+        return _run(args)
+    except (ConfigError, RegistryError, SpaceError) as e:
+        print(f"evobench: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except RuntimeError as e:
+        from evobench.tracking import TrackingError
+        if isinstance(e, TrackingError):
+            print(f"evobench: error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+    except KeyboardInterrupt:
+        print("evobench: interrupted; no results written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

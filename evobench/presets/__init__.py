@@ -1,0 +1,1 @@
+"""Named run presets (YAML): `evobench run --preset NAME`."""

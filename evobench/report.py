@@ -1,0 +1,59 @@
+"""Result tables and the results JSON of a comparison."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+def _fmt_p(p: float) -> str:
+    if p is None or not math.isfinite(p):
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def task_rows(comp, task: str) -> list[dict[str, Any]]:
+    """One row per baseline on ``task``: test mean ± CI, p vs best, search fitness, budget, time."""
+    rows = []
+    for row in comp.tables.get(task, []):
+        runs = [r for r in comp.results if r.task == task and r.baseline == row.baseline]
+        rows.append({
+            "baseline": row.baseline, "space": runs[0].space, "test_mean": row.mean, "test_ci95": row.ci,
+            "seeds": row.n, "best": row.is_best, "p_vs_best": row.p_vs_best, "p_holm": row.p_holm,
+            "search_mean": float(np.mean([r.best_search for r in runs])),
+            "evaluations": int(np.mean([r.evaluations for r in runs])),
+            "failed": int(sum(r.failed for r in runs)),
+            "wall_s_per_seed": float(np.mean([r.wall_time for r in runs])),
+        })
+    return rows
+
+
+def format_table(comp) -> str:
+    lines = []
+    for task in comp.tables:
+        lines.append(f"\n{task}: test score (mean ± 95% CI over seeds), paired t-test vs best (Holm)")
+        head = f"{'baseline':<22}{'space':<8}{'test':>18}{'p vs best':>11}{'search best':>13}{'evals':>8}" \
+               f"{'failed':>8}{'wall s/seed':>13}"
+        lines += [head, "-" * len(head)]
+        for r in task_rows(comp, task):
+            name = r["baseline"] + (" *" if r["best"] else "")
+            test = f"{100 * r['test_mean']:.2f} ± {100 * r['test_ci95']:.2f}"
+            lines.append(f"{name:<22}{r['space']:<8}{test:>18}{_fmt_p(r['p_holm']):>11}"
+                         f"{100 * r['search_mean']:>13.2f}{r['evaluations']:>8}{r['failed']:>8}"
+                         f"{r['wall_s_per_seed']:>13.1f}")
+    for task, base, why in comp.skipped:
+        lines.append(f"skipped {base} on {task}: {why}")
+    lines.append(f"\ntotal wall time {comp.wall_time:.1f} s; * = best mean; scores in %")
+    return "\n".join(lines) + "\n"
+
+
+def results_json(comp) -> dict[str, Any]:
+    return {
+        "config": comp.config.model_dump(mode="json"),
+        "wall_time_s": comp.wall_time,
+        "tables": {t: task_rows(comp, t) for t in comp.tables},
+        "runs": [r.summary() for r in comp.results],
+        "skipped": [{"task": t, "baseline": b, "reason": w} for t, b, w in comp.skipped],
+    }

@@ -1,0 +1,129 @@
+"""The runner owns the loop: ask, build, score, tell — within a budget counted in evaluations.
+
+One evaluation = one candidate scored on the task's search split. The starting models are scored
+too but not counted (as in the M2N2 reference). The runner also records examples pushed through
+models (forward passes), failures and wall time, and at the end scores the baseline's recommended
+genome on the held-out test split, which the search never sees.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from evobench.baseline import Baseline
+from evobench.problem import Problem
+from evobench.spaces.base import MergeSpace
+from evobench.task import SEARCH, TEST, Evaluation, Task, TaskResult
+
+# What a candidate may raise while it is built or scored and still count as a failed candidate
+# (decode errors, NaN weights, shape errors, out-of-memory) rather than a crash of the run.
+CANDIDATE_ERRORS = (ValueError, ArithmeticError, RuntimeError, MemoryError, IndexError)
+
+
+@dataclass
+class RunResult:
+    task: str
+    baseline: str  # display label
+    baseline_name: str  # registry name
+    seed: int
+    space: str
+    budget: int
+    evaluations: int = 0
+    failed: int = 0
+    forward_examples: int = 0
+    wall_time: float = 0.0
+    best_search: float = float("nan")  # best search fitness ever evaluated
+    recommended_search: float = float("nan")  # search fitness of the reported genome
+    test_score: float = float("nan")  # primary metric of the reported genome on the test split
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    recipe: dict[str, Any] = field(default_factory=dict)
+    values: np.ndarray = field(default_factory=lambda: np.zeros(0))  # fitness per evaluation (NaN = failed)
+    start_best: float = float("nan")  # best starting model (step 0 of the curve)
+    test_result: TaskResult | None = None
+
+    def best_curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """Best-so-far search fitness after each evaluation; step 0 is the best starting model."""
+        v = np.concatenate([[self.start_best], self.values])
+        v = np.where(np.isfinite(v), v, -np.inf)
+        best = np.maximum.accumulate(v)
+        best[~np.isfinite(best)] = np.nan
+        return np.arange(v.size), best
+
+    def summary(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in (
+            "task", "baseline", "baseline_name", "seed", "space", "budget", "evaluations", "failed",
+            "forward_examples", "wall_time", "best_search", "recommended_search", "test_score",
+            "test_metrics", "recipe")}
+
+
+def evaluate_genomes(space: MergeSpace, task: Task, x: np.ndarray, split: str = SEARCH) -> tuple[Evaluation, int]:
+    """Build and score genomes; failures become NaN entries with their error message."""
+    results: list[TaskResult | BaseException | None] = [None] * len(x)
+    models, where = [], []
+    for i, xi in enumerate(x):
+        try:
+            models.append(space.build(xi))
+            where.append(i)
+        except CANDIDATE_ERRORS as e:
+            results[i] = e
+    for i, r in zip(where, task.evaluate_many(models, split), strict=True):
+        results[i] = r
+    ev = Evaluation.from_results(results)
+    if ev.descriptors is not None and task.descriptor_bounds:
+        lo, hi = np.array(task.descriptor_bounds, dtype=float).T
+        ev.descriptors = np.clip((ev.descriptors - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0, 1.0)
+    n_fwd = sum(r.n_forward for r in results if isinstance(r, TaskResult))
+    return ev, n_fwd
+
+
+def baseline_config(cls: type[Baseline], user: dict[str, Any], problem: Problem) -> dict[str, Any]:
+    """Problem defaults for fields the baseline has (e.g. no mutation for specialists), then the user's."""
+    fields = cls.Config.model_fields
+    return {**{k: v for k, v in problem.baseline_defaults.items() if k in fields}, **user}
+
+
+def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int, seed: int,
+            label: str | None = None, on_step=None) -> RunResult:
+    """Run ``baseline`` (already constructed) on ``space`` for exactly ``budget`` evaluations."""
+    task = problem.task
+    res = RunResult(task=problem.name, baseline=label or baseline.name, baseline_name=baseline.name,
+                    seed=seed, space=space.kind, budget=budget)
+    t0 = time.perf_counter()
+    baseline.setup(space, budget, seed)
+    rng = np.random.default_rng([seed, 1])  # the space's own stream (starting models), apart from the baseline's
+    x0 = space.initial(rng)
+    ev0, n_fwd = evaluate_genomes(space, task, x0)
+    res.forward_examples += n_fwd
+    res.start_best = float(np.nanmax(ev0.value)) if ev0.ok.any() else float("nan")
+    baseline.seed(x0, ev0)
+    values = np.full(budget, np.nan)
+    n = 0
+    while n < budget:
+        x = baseline.ask()[: budget - n]
+        ev, n_fwd = evaluate_genomes(space, task, x)
+        baseline.tell(x, ev)
+        values[n:n + len(x)] = ev.value
+        n += len(x)
+        res.forward_examples += n_fwd
+        if on_step is not None:
+            on_step(len(x))
+    res.values, res.evaluations = values, n
+    res.failed = int(np.sum(~np.isfinite(values)))
+    res.best_search = float(np.nanmax(np.concatenate([[res.start_best], values]))) \
+        if np.isfinite(np.concatenate([[res.start_best], values])).any() else float("nan")
+    rec = baseline.recommend()
+    if rec is not None:
+        res.recipe = space.decode(rec)
+        ev_rec, n_fwd = evaluate_genomes(space, task, rec[None, :])
+        res.recommended_search = float(ev_rec.value[0])
+        model = space.build(rec)
+        res.test_result = task.evaluate(model, TEST)
+        res.test_score = float(res.test_result.primary)
+        res.test_metrics = dict(res.test_result.metrics)
+        res.forward_examples += n_fwd + res.test_result.n_forward
+    res.wall_time = time.perf_counter() - t0
+    return res

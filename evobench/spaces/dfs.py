@@ -1,0 +1,107 @@
+"""Data-flow-space (DFS) spaces: a path through the blocks of the source models, and PS+DFS.
+
+DFS (Sakana, "Evolutionary Optimization of Model Merging Recipes"): with M = total blocks of the
+sources laid end to end and r repetitions, the genome holds T = M·r slot indicators (slot t, holding
+global block t mod M, is on the path if its gene > 0.5) followed by the M x M scaling matrix W
+(gene u -> scale 2u, so 0.5 is "unchanged"); see :mod:`evobench.merge.layer_path`. The stem and the
+head come from the first source. ``initial`` is the genome that reproduces the first source: its
+blocks in the first repetition on (gene 0.75), everything else off (0.25), unit scales.
+
+PS+DFS: the genome is ``[PS knobs | DFS genes]``; the PS part merges the sources into A', then the
+DFS part routes through the blocks of [A', sources[1:]...].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evobench.merge.layer_path import layer_path
+from evobench.models.base import BlockStack, ModelPool
+from evobench.spaces.base import MergeSpace, SpaceError
+from evobench.spaces.ps import PSSpace
+
+ON, OFF = 0.75, 0.25
+
+
+class _DFSCodec:
+    """Decodes the DFS part of a genome for ``n_models`` block stacks of ``n_blocks`` each."""
+
+    def __init__(self, family, n_models: int, repeats: int) -> None:
+        if not isinstance(family, BlockStack):
+            raise SpaceError(f"dfs space needs a block-stacked model family; {family.name!r} is not one")
+        if repeats < 1:
+            raise SpaceError(f"dfs space: repeats must be >= 1, got {repeats}")
+        self.family, self.repeats = family, int(repeats)
+        self.lengths = [family.n_blocks()] * n_models
+        self.m = sum(self.lengths)
+        self.n_slots = self.m * self.repeats
+        self.dim = self.n_slots + self.m * self.m
+
+    def identity(self) -> np.ndarray:
+        g = np.full(self.dim, OFF)
+        g[: self.lengths[0]] = ON
+        g[self.n_slots:] = 0.5
+        return g
+
+    def path(self, g: np.ndarray):
+        return layer_path(self.lengths, self.repeats, g[: self.n_slots],
+                          2.0 * np.clip(g[self.n_slots:], 0.0, 1.0))
+
+    def decode(self, g: np.ndarray) -> dict:
+        try:
+            lp = self.path(g)
+        except ValueError as e:
+            return {"error": str(e)}
+        return {"repeats": self.repeats, "path": [list(p) for p in lp.path],
+                "scales": [round(s, 6) for s in lp.scales]}
+
+
+class DFSSpace(MergeSpace):
+    kind = "dfs"
+
+    def __init__(self, pool: ModelPool, repeats: int = 3) -> None:
+        if len(pool.sources) < 2:
+            raise SpaceError(f"dfs space needs >= 2 source models, the pool has {len(pool.sources)}")
+        self.pool, self.codec = pool, _DFSCodec(pool.family, len(pool.sources), repeats)
+        self.states = [s for _, s in pool.sources]
+        d = self.codec.dim
+        super().__init__(d, np.zeros(d), np.ones(d),
+                         {"slots": slice(0, self.codec.n_slots), "scales": slice(self.codec.n_slots, d)})
+
+    def initial(self, rng: np.random.Generator) -> np.ndarray:
+        return self.codec.identity()[None, :]
+
+    def decode(self, x: np.ndarray) -> dict:
+        return {"kind": "dfs", "models": [n for n, _ in self.pool.sources], **self.codec.decode(x)}
+
+    def build(self, x: np.ndarray):
+        lp = self.codec.path(np.asarray(x, dtype=float))
+        return self.pool.family.build_path(self.states, lp.path, lp.scales)
+
+
+class PSDFSSpace(MergeSpace):
+    kind = "ps+dfs"
+
+    def __init__(self, pool: ModelPool, repeats: int = 3, op: str = "dare_ties", granularity: str = "model",
+                 merge_seed: int = 0) -> None:
+        self.pool = pool
+        self.ps = PSSpace(pool, op=op, granularity=granularity, merge_seed=merge_seed)
+        self.codec = _DFSCodec(pool.family, len(pool.sources), repeats)
+        n_ps = self.ps.dim
+        d = n_ps + self.codec.dim
+        super().__init__(d, np.zeros(d), np.ones(d), {"ps": slice(0, n_ps), "dfs": slice(n_ps, d)})
+
+    def initial(self, rng: np.random.Generator) -> np.ndarray:
+        return np.concatenate([self.ps.initial(rng)[0], self.codec.identity()])[None, :]
+
+    def decode(self, x: np.ndarray) -> dict:
+        x = np.asarray(x, dtype=float)
+        names = ["ps-merge"] + [n for n, _ in self.pool.sources[1:]]
+        return {"kind": "ps+dfs", "ps": self.ps.decode(x[self.segments["ps"]]),
+                "dfs": {"models": names, **self.codec.decode(x[self.segments["dfs"]])}}
+
+    def build(self, x: np.ndarray):
+        x = np.asarray(x, dtype=float)
+        lp = self.codec.path(x[self.segments["dfs"]])  # decode first: a bad path fails before merging
+        merged = self.ps.merged_state(x[self.segments["ps"]])
+        return self.pool.family.build_path([merged, *self.ps.states[1:]], lp.path, lp.scales)

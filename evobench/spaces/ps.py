@@ -1,0 +1,87 @@
+"""Parameter-space (PS) recipe space: the knobs of a merge op over the pool's sources.
+
+Default (Sakana, "Evolutionary Optimization of Model Merging Recipes"): DARE-TIES over task vectors
+relative to the pool's base, one density and one weight per source model, weights not normalised.
+Genes live in [0,1] and map linearly onto each knob's declared range. ``granularity="tensor"`` gives
+every tensor its own knobs (finer recipes, more genes). Random drops (DARE) use a generator seeded by
+the space's ``merge_seed``, so a genome always builds the same model.
+
+Without a shared base (sources trained from independent inits) the base is all zeros: task vectors
+are then the weights themselves, and DARE-TIES is a sparsified, sign-elected weighted sum.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import torch
+
+from evobench.merge.ops import merge_state_dicts
+from evobench.models.base import ModelPool
+from evobench.registry import MERGE_OPS
+from evobench.spaces.base import MergeSpace, SpaceError
+
+
+class PSSpace(MergeSpace):
+    kind = "ps"
+
+    def __init__(self, pool: ModelPool, op: str = "dare_ties", granularity: str = "model",
+                 merge_seed: int = 0) -> None:
+        if len(pool.sources) < 2:
+            raise SpaceError(f"ps space needs >= 2 source models, the pool has {len(pool.sources)}")
+        if granularity not in ("model", "tensor"):
+            raise SpaceError(f"ps space: granularity must be 'model' or 'tensor', got {granularity!r}")
+        self.pool, self.family = pool, pool.family
+        self.op_name, self.op = op, MERGE_OPS.get(op)
+        self.knobs = [k for k in self.op.knobs if k.per_model]
+        if not self.knobs:
+            raise SpaceError(f"ps space: merge op {op!r} declares no per-model knobs to search")
+        self.groups = self.family.param_names if granularity == "tensor" else ["*"]
+        self.granularity, self.merge_seed = granularity, int(merge_seed)
+        self.names = [n for n, _ in pool.sources]
+        self.states = [s for _, s in pool.sources]
+        self.base = pool.base if pool.base is not None else {
+            k: torch.zeros_like(v) for k, v in self.states[0].items()}
+        self._takes_generator = "generator" in inspect.signature(self.op).parameters
+        self._takes_base = next(iter(inspect.signature(self.op).parameters)) == "base"
+        n = len(self.groups) * len(self.knobs) * len(self.names)
+        super().__init__(n, np.zeros(n), np.ones(n))
+
+    def _values(self, x: np.ndarray) -> np.ndarray:
+        """Decoded knob values, shape (groups, knobs, models)."""
+        u = np.asarray(x, dtype=float).reshape(len(self.groups), len(self.knobs), len(self.names))
+        lo = np.array([k.low for k in self.knobs])[None, :, None]
+        hi = np.array([k.high for k in self.knobs])[None, :, None]
+        return lo + (hi - lo) * np.clip(u, 0.0, 1.0)
+
+    def decode(self, x: np.ndarray) -> dict:
+        v = self._values(x)
+        groups = []
+        for g, gname in enumerate(self.groups):
+            groups.append({"tensors": gname, "models": [
+                {"model": m, **{k.name: round(float(v[g, i, j]), 6) for i, k in enumerate(self.knobs)}}
+                for j, m in enumerate(self.names)]})
+        return {"kind": "ps", "merge_method": self.op_name, "base": "pool base" if self.pool.base is not None
+                else "zeros", "granularity": self.granularity, "groups": groups}
+
+    def knob_kwargs(self, x: np.ndarray) -> dict:
+        v = self._values(x)
+        kw = {}
+        for i, k in enumerate(self.knobs):
+            name = k.name + "s"  # weight -> weights, density -> densities
+            name = "densities" if k.name == "density" else name
+            if self.granularity == "model":
+                kw[name] = [float(a) for a in v[0, i]]
+            else:
+                kw[name] = {t: [float(a) for a in v[g, i]] for g, t in enumerate(self.groups)}
+        return kw
+
+    def merged_state(self, x: np.ndarray) -> dict[str, torch.Tensor]:
+        kw = self.knob_kwargs(x)
+        if self._takes_generator:
+            kw["generator"] = torch.Generator().manual_seed(self.merge_seed)
+        return merge_state_dicts(self.op, self.base if self._takes_base else None, self.states, **kw)
+
+    def build(self, x: np.ndarray):
+        return self.family.build(self.merged_state(x))
