@@ -29,6 +29,11 @@ def _seeds(text: str) -> list[int]:
     return out
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse's default also prints the usage)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", help="named preset (see `evobench list presets`); default: 'default'")
     p.add_argument("--config", metavar="FILE", help="YAML config file (applied over the preset)")
@@ -49,7 +54,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from evobench import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="evobench", description="Benchmark evolutionary model-merging algorithms head-to-head "
         "at an equal evaluation budget, with MLflow logging.")
     parser.add_argument("--version", action="version", version=f"evobench {__version__}")

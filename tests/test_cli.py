@@ -1,0 +1,103 @@
+"""The command line: help, list, bad input (one line, exit 2, nothing written), a small real run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from evobench import cli
+from tests.mlflow_server import free_port
+
+SMALL = ["run", "--tasks", "digits-specialists", "--baselines", "random-search,cmaes-ps", "--budget", "24",
+         "--seeds", "0,1", "--no-progress"]
+
+
+def run_cli(args, capsys):
+    code = cli.main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_help_from_the_installed_entry_point():
+    for args in (["--help"], ["run", "--help"], ["list", "--help"], ["compare", "--help"]):
+        p = subprocess.run([sys.executable, "-m", "evobench.cli", *args], capture_output=True, text=True)
+        assert p.returncode == 0 and "usage: evobench" in p.stdout
+    p = subprocess.run([sys.executable, "-m", "evobench.cli", "run", "--help"], capture_output=True, text=True)
+    for flag in ("--tasks", "--baselines", "--budget", "--seeds", "--tracking-uri", "--out", "--preset"):
+        assert flag in p.stdout
+
+
+def test_list_names_everything(capsys):
+    code, out, _ = run_cli(["list"], capsys)
+    assert code == 0
+    for name in ("digits-scratch", "digits-specialists-blocks", "m2n2-no-attraction", "map-elites",
+                 "cmaes-dfs", "dare_ties", "split_slerp", "m2n2-digits-scratch"):
+        assert name in out
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "--baselines", "m2m2"], "Did you mean 'm2n2'"),
+    (["run", "--tasks", "digit-scratch"], "Did you mean 'digits-scratch'"),
+    (["run", "--budget", "0"], "budget"),
+    (["run", "--budget", "-5"], "budget"),
+    (["run", "--preset", "m2n2-digits"], "unknown preset"),
+    (["run", "--config", "/nonexistent/x.yaml"], "does not exist"),
+    (["run", "--tasks", "digits-specialists", "--baselines", "cmaes-dfs"], "cmaes-dfs"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, needle, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli([*args, "--no-tracking", "--out", str(tmp_path / "out")], capsys)
+    assert code == 2
+    assert err.startswith("evobench: error:") and needle in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_tracking_uri_fails_fast(capsys, tmp_path):
+    t0 = time.perf_counter()
+    code, _, err = run_cli([*SMALL, "--tracking-uri", f"http://127.0.0.1:{free_port()}",
+                            "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and "127.0.0.1" in err and err.count("\n") == 1
+    assert time.perf_counter() - t0 < 10
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_config_value_names_the_field(capsys, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tasks: [digits-specialists]\nbaselines:\n  - name: cmaes-ps\n    config: {popsize: 1}\n")
+    code, _, err = run_cli(["run", "--config", str(cfg), "--no-tracking"], capsys)
+    assert code == 2 and "baselines[0]" in err and "popsize" in err
+
+
+def test_small_run_writes_complete_results(capsys, tmp_path):
+    code, out, _ = run_cli([*SMALL, "--no-tracking", "--out", str(tmp_path / "out"), "--name", "t"], capsys)
+    assert code == 0
+    assert "random-search" in out and "cmaes-ps" in out and "± " in out
+    (folder,) = (tmp_path / "out").iterdir()
+    assert folder.name.startswith("t-")
+    res = json.loads((folder / "results.json").read_text())
+    assert {r["baseline"] for r in res["runs"]} == {"random-search", "cmaes-ps"}
+    assert all(r["evaluations"] == 24 for r in res["runs"]) and len(res["runs"]) == 4
+    assert (folder / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(res["tables"]["digits-specialists"]) == 2
+
+
+def test_interrupted_run_leaves_no_results(capsys, tmp_path, monkeypatch):
+    import evobench.compare as compare
+
+    calls = []
+
+    def boom(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    real = compare.run_one
+    monkeypatch.setattr(compare, "run_one", boom)
+    code, _, err = run_cli([*SMALL, "--no-tracking", "--out", str(tmp_path / "out")], capsys)
+    assert code == 130 and "no results written" in err
+    assert not any((tmp_path / "out").glob("*/results.json"))
