@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pydantic
 import pytest
+
 from evobench.baselines.cmaes_dfs import CMAESDFS
 from evobench.baselines.cmaes_ps import CMAESPS, CMADriver
 from evobench.baselines.ps_dfs import PSDFS
 from evobench.baselines.random_search import RandomSearch
-
 from evobench.contract import run_to_budget, start, step, toy_space
 from evobench.testing import ToySpace, toy_evaluation
 

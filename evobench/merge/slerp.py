@@ -2,53 +2,69 @@
 
 One angle for the whole vector (global norms and dot product). ``t`` is the weight of ``b``: t = 0
 gives ``a``, t = 1 gives ``b``. Where the vectors are (anti)parallel or zero (sin of the angle
-<= ``eps``), plain linear interpolation is used.
+<= ``eps``), plain linear interpolation is used. Each side of a split uses one scalar coefficient
+pair, so no per-element sines are computed (this is on the hot path of model-space evolution).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
 from evobench.merge.knobs import Knob, merge_op
 
 
-def _angle(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    na, nb = torch.linalg.vector_norm(a), torch.linalg.vector_norm(b)
-    denom = na * nb
-    cos = torch.where(denom > 0, torch.dot(a.reshape(-1), b.reshape(-1)) / torch.where(denom > 0, denom, 1), 1.0)
-    omega = torch.arccos(torch.clamp(cos, -1.0, 1.0))
-    return omega, torch.sin(omega)
+def _angle(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    fa, fb = a.reshape(-1), b.reshape(-1)
+    if not fa.dtype.is_floating_point or fa.dtype in (torch.float16, torch.bfloat16):
+        fa, fb = fa.float(), fb.float()
+    denom = math.sqrt(float(torch.dot(fa, fa))) * math.sqrt(float(torch.dot(fb, fb)))
+    cos = float(torch.dot(fa, fb)) / denom if denom > 0 else 1.0
+    omega = math.acos(min(max(cos, -1.0), 1.0))
+    return omega, math.sin(omega)
 
 
-def _interp(t: torch.Tensor, a: torch.Tensor, b: torch.Tensor, eps: float) -> torch.Tensor:
-    omega, so = _angle(a, b)
-    if float(so) <= eps:
-        return (1.0 - t) * a + t * b
-    return (torch.sin((1.0 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
+def _coefficients(t: float, omega: float, so: float, eps: float) -> tuple[float, float]:
+    """(weight of a, weight of b) for interpolation weight ``t``."""
+    if so <= eps:
+        return 1.0 - t, t
+    return math.sin((1.0 - t) * omega) / so, math.sin(t * omega) / so
+
+
+def _check(name: str, a: torch.Tensor, b: torch.Tensor) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{name}: shapes differ {tuple(a.shape)} vs {tuple(b.shape)}")
 
 
 @merge_op("slerp", knobs=[Knob("t", 0.0, 1.0, "weight of the second model")])
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float, eps: float = 1e-6) -> torch.Tensor:
     """SLERP of two same-shaped tensors with one global angle."""
-    if a.shape != b.shape:
-        raise ValueError(f"slerp: shapes differ {tuple(a.shape)} vs {tuple(b.shape)}")
-    return _interp(torch.as_tensor(t, dtype=a.dtype), a, b, eps)
+    _check("slerp", a, b)
+    ca, cb = _coefficients(float(t), *_angle(a, b), eps)
+    return a * ca + b * cb
 
 
 @merge_op("split_slerp", knobs=[Knob("t", 0.0, 1.0, "weight of the second model before the split"),
                                  Knob("split", 0.0, 1.0, "split point as a fraction of the flattened length")])
-def split_slerp(a: torch.Tensor, b: torch.Tensor, t: float, split: int | float, eps: float = 1e-6) -> torch.Tensor:
+def split_slerp(a: torch.Tensor, b: torch.Tensor, t: float, split: int | float, eps: float = 1e-6,
+                out: torch.Tensor | None = None) -> torch.Tensor:
     """M2N2 crossover: SLERP with weight ``t`` for flat indices ``< split`` and ``1 - t`` from ``split`` on.
 
-    ``split`` is an index into the flattened tensor (an int), or a fraction in [0, 1] (a float).
-    The angle is computed once over the whole vectors.
+    ``split`` is an index into the flattened tensor (a Python or numpy int), or a fraction in [0, 1]
+    (a float). The angle is computed once over the whole vectors. ``out`` (optional, same shape)
+    receives the result.
     """
-    if a.shape != b.shape:
-        raise ValueError(f"split_slerp: shapes differ {tuple(a.shape)} vs {tuple(b.shape)}")
+    _check("split_slerp", a, b)
     n = a.numel()
-    k = int(split) if isinstance(split, int) else int(round(float(split) * n))
+    k = round(float(split) * n) if isinstance(split, float) else int(split)
     if not 0 <= k <= n:
         raise ValueError(f"split_slerp: split index {k} outside [0, {n}]")
-    tt = torch.full((n,), float(t), dtype=a.dtype)
-    tt[k:] = 1.0 - float(t)
-    return _interp(tt.reshape(a.shape), a, b, eps)
+    omega, so = _angle(a, b)
+    res = torch.empty_like(a) if out is None else out
+    fa, fb, fr = a.reshape(-1), b.reshape(-1), res.view(-1)
+    for w, sl in ((float(t), slice(0, k)), (1.0 - float(t), slice(k, n))):
+        ca, cb = _coefficients(w, omega, so, eps)
+        torch.mul(fa[sl], ca, out=fr[sl])
+        fr[sl].add_(fb[sl], alpha=cb)
+    return res

@@ -1,0 +1,393 @@
+"""Merge spaces on the digits problems: params, PS (DARE-TIES knobs), DFS (layer paths), PS+DFS."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from evobench.models.base import ModelPool
+from evobench.models.mlp import PathMLP
+from evobench.spaces import SpaceError, make_space
+from evobench.spaces.dfs import DFSSpace, PSDFSSpace
+from evobench.spaces.params import ParamSpace
+from evobench.spaces.ps import PSSpace
+from evobench.task import SEARCH
+from evobench.tasks import digits
+from evobench.tasks.digits import load_digits_split
+
+ON, OFF = 0.75, 0.25
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return digits.specialists()
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    return digits.specialists_blocks()
+
+
+@pytest.fixture(scope="module")
+def scratch():
+    return digits.scratch()
+
+
+@pytest.fixture(scope="module")
+def x_search():
+    return load_digits_split()[SEARCH][0]
+
+
+def flat(family, state) -> torch.Tensor:
+    return family.flatten(state)
+
+
+def logits(model, x):
+    with torch.no_grad():
+        return model(x)
+
+
+def tensors(model):
+    """All weight tensors of a built MLP / PathMLP, for exact comparison."""
+    if isinstance(model, PathMLP):
+        return [*model.stem, *[t for b in model.blocks for t in b], *model.head]
+    return [model.w1, model.b1, model.w2, model.b2]
+
+
+def same_model(m1, m2) -> bool:
+    t1, t2 = tensors(m1), tensors(m2)
+    return len(t1) == len(t2) and all(torch.equal(a, b) for a, b in zip(t1, t2, strict=True))
+
+
+# --- ParamSpace ---------------------------------------------------------------------------------------
+
+def test_param_space_roundtrip_and_scores(spec, x_search):
+    space = make_space("params", spec)
+    assert isinstance(space, ParamSpace) and space.kind == "params"
+    fam = spec.pool.family
+    assert space.dim == fam.n_params == 19210
+    x0 = space.initial(np.random.default_rng(0))
+    assert x0.shape == (2, 19210) and x0.dtype == np.float64
+    for g, (_, src) in zip(x0, spec.pool.sources, strict=True):
+        np.testing.assert_array_equal(g, flat(fam, src).double().numpy())
+        st = space.state(g)
+        for k in fam.param_names:
+            assert torch.equal(st[k], src[k])
+        built = space.build(g)
+        ref = fam.build(src)
+        np.testing.assert_array_equal(spec.task.evaluate(built, SEARCH).scores,
+                                      spec.task.evaluate(ref, SEARCH).scores)
+        torch.testing.assert_close(logits(built, x_search), logits(ref, x_search), rtol=0, atol=0)
+
+
+def test_param_space_is_unbounded(spec):
+    space = make_space("params", spec)
+    assert np.all(space.lower == -np.inf) and np.all(space.upper == np.inf)
+    assert not space.bounded
+    g = np.full(space.dim, 123.0)
+    np.testing.assert_array_equal(space.clip(g), g)
+
+
+def test_param_space_sample_without_sampler_raises(spec):
+    with pytest.raises(SpaceError, match="sampler"):
+        make_space("params", spec).sample(np.random.default_rng(0), 2)
+
+
+def test_param_space_from_scratch(scratch):
+    space = make_space("params", scratch)
+    s = space.sample(np.random.default_rng(0), 3)
+    assert s.shape == (3, 19210)
+    assert np.std(s) == pytest.approx(0.01, rel=0.03)
+    np.testing.assert_array_equal(s, space.sample(np.random.default_rng(0), 3))
+    x0 = space.initial(np.random.default_rng(1))
+    assert x0.shape == (2, 19210) and not np.array_equal(x0[0], x0[1])
+
+
+def test_param_space_decode_is_json(spec):
+    space = make_space("params", spec)
+    g = space.initial(np.random.default_rng(0))[0]
+    d = json.loads(space.recipe_json(g))
+    assert d["kind"] == "params" and d["n_params"] == 19210
+    assert d["norm"] == pytest.approx(float(np.linalg.norm(g)))
+    assert d["sha256"] != space.decode(g + 1.0)["sha256"]
+
+
+# --- PSSpace ------------------------------------------------------------------------------------------
+
+def test_ps_space_dim_and_decode_order(spec):
+    space = make_space("ps", spec)
+    assert isinstance(space, PSSpace) and space.dim == 4
+    assert space.bounded
+    np.testing.assert_array_equal(space.lower, 0.0)
+    np.testing.assert_array_equal(space.upper, 1.0)
+    # genome layout: [weight_A, weight_B, density_A, density_B]; weight in [0, 1], density in [0.01, 1]
+    d = space.decode(np.array([0.2, 0.4, 0.0, 1.0]))
+    assert d["merge_method"] == "dare_ties" and d["base"] == "zeros" and d["granularity"] == "model"
+    (group,) = d["groups"]
+    assert group["models"] == [
+        {"model": "digits-0to4", "weight": 0.2, "density": 0.01},
+        {"model": "digits-5to9", "weight": 0.4, "density": 1.0},
+    ]
+    kw = space.knob_kwargs(np.array([0.5, 1.0, 0.5, 0.25]))
+    assert kw["weights"] == pytest.approx([0.5, 1.0])
+    assert kw["densities"] == pytest.approx([0.01 + 0.99 * 0.5, 0.01 + 0.99 * 0.25])
+    json.loads(space.recipe_json(np.array([0.2, 0.4, 0.0, 1.0])))
+
+
+def test_ps_space_genes_are_clipped(spec):
+    space = make_space("ps", spec)
+    kw = space.knob_kwargs(np.array([1.5, -0.5, 2.0, -1.0]))
+    assert kw["weights"] == [1.0, 0.0]
+    assert kw["densities"] == pytest.approx([1.0, 0.01])
+
+
+def test_ps_space_deterministic_and_seeded(spec):
+    g = np.array([0.7, 0.6, 0.3, 0.5])  # densities < 1: DARE drops at random
+    s0 = make_space("ps", spec, seed=0)
+    a, b = s0.build(g), s0.build(g)
+    assert same_model(a, b)
+    assert same_model(a, make_space("ps", spec, seed=0).build(g))
+    assert not same_model(a, make_space("ps", spec, seed=1).build(g))
+    assert not same_model(a, make_space("ps", spec, merge_seed=5).build(g))  # explicit option wins
+
+
+def test_ps_space_zero_weights_give_the_zero_base(spec):
+    space = make_space("ps", spec)
+    st = space.merged_state(np.array([0.0, 0.0, 0.3, 0.9]))
+    for k, v in st.items():
+        assert torch.count_nonzero(v) == 0, k
+    m = space.build(np.array([0.0, 0.0, 0.3, 0.9]))
+    assert all(torch.count_nonzero(t) == 0 for t in tensors(m))
+
+
+def test_ps_space_hand_merges(spec):
+    fam = spec.pool.family
+    space = make_space("ps", spec)
+    (_, a), (_, b) = spec.pool.sources
+    # weight 1 for A, 0 for B, density 1: no drops, B contributes nothing -> exactly A
+    st = space.merged_state(np.array([1.0, 0.0, 1.0, 1.0]))
+    torch.testing.assert_close(flat(fam, st), flat(fam, a))
+    # weights 0.5 / 0.5, density 1: TIES sign election, disjoint sum over a zero base
+    st = space.merged_state(np.array([0.5, 0.5, 1.0, 1.0]))
+    va, vb = 0.5 * flat(fam, a).double().numpy(), 0.5 * flat(fam, b).double().numpy()
+    elected = np.sign(va + vb)
+    want = np.where(np.sign(va) == elected, va, 0.0) + np.where(np.sign(vb) == elected, vb, 0.0)
+    np.testing.assert_allclose(flat(fam, st).double().numpy(), want, rtol=1e-6, atol=1e-7)
+
+
+def test_ps_space_density_drops_and_rescales(spec):
+    fam = spec.pool.family
+    space = make_space("ps", spec)
+    (_, a), _ = spec.pool.sources
+    st = flat(fam, space.merged_state(np.array([1.0, 0.0, 0.5, 1.0])))  # density_A = 0.505
+    fa = flat(fam, a)
+    kept = st != 0
+    frac = float(kept.float().mean())
+    assert 0.47 < frac < 0.54
+    torch.testing.assert_close(st[kept], fa[kept] / 0.505)
+
+
+def test_ps_space_tensor_granularity(spec):
+    fam = spec.pool.family
+    space = make_space("ps", spec, granularity="tensor")
+    n_tensors = len(fam.param_names)
+    assert space.dim == 4 * n_tensors == 16
+    assert [g["tensors"] for g in space.decode(np.full(16, 0.5))["groups"]] == fam.param_names
+    (_, a), (_, b) = spec.pool.sources
+    # per tensor group [w_A, w_B, d_A, d_B]: fc1.* from A only, fc2.* from B only, no drops
+    g = np.concatenate([[1, 0, 1, 1], [1, 0, 1, 1], [0, 1, 1, 1], [0, 1, 1, 1]]).astype(float)
+    st = space.merged_state(g)
+    for k in fam.param_names:
+        torch.testing.assert_close(st[k], (a if k.startswith("fc1") else b)[k])
+
+
+def test_ps_space_bad_granularity(spec):
+    with pytest.raises(SpaceError, match="granularity"):
+        make_space("ps", spec, granularity="layer")
+
+
+def test_ps_space_needs_two_sources(spec):
+    (name, a), _ = spec.pool.sources
+    with pytest.raises(SpaceError, match="2"):
+        PSSpace(ModelPool(spec.pool.family, sources=[(name, a)]))
+    with pytest.raises(SpaceError):
+        DFSSpace(ModelPool(spec.pool.family, sources=[(name, a)]))
+
+
+def test_ps_space_other_ops(spec):
+    fam = spec.pool.family
+    (_, a), (_, b) = spec.pool.sources
+    lin = make_space("ps", spec, op="linear")
+    assert lin.dim == 2  # one weight per model, no base
+    st = lin.merged_state(np.array([1.0, 1.0]))
+    torch.testing.assert_close(flat(fam, st), (flat(fam, a) + flat(fam, b)) / 2)
+    with pytest.raises(SpaceError, match="per-model"):
+        make_space("ps", spec, op="slerp")
+
+
+# --- DFSSpace ------------------------------------------------------------------------------------------
+
+M, R = 8, 3
+T = M * R
+
+
+def dfs_genome(on_slots=(), scale_genes=None) -> np.ndarray:
+    g = np.full(T + M * M, OFF)
+    g[T:] = 0.5
+    g[list(on_slots)] = ON
+    for (i, j), u in (scale_genes or {}).items():
+        g[T + i * M + j] = u
+    return g
+
+
+def test_dfs_space_dim_and_segments(blocks):
+    space = make_space("dfs", blocks)
+    assert isinstance(space, DFSSpace) and space.kind == "dfs"
+    assert space.dim == T + M * M == 88
+    assert space.segments == {"slots": slice(0, T), "scales": slice(T, 88)}
+    assert space.bounded
+    assert make_space("dfs", blocks, repeats=1).dim == M + M * M
+
+
+def test_dfs_initial_reproduces_specialist_a(blocks, x_search):
+    space = make_space("dfs", blocks)
+    x0 = space.initial(np.random.default_rng(0))
+    assert x0.shape == (1, 88)
+    np.testing.assert_array_equal(x0[0], dfs_genome(range(4)))
+    d = space.decode(x0[0])
+    assert d["path"] == [[0, 0], [0, 1], [0, 2], [0, 3]] and d["scales"] == [1.0] * 4
+    fam = blocks.pool.family
+    (_, a), _ = blocks.pool.sources
+    got = logits(space.build(x0[0]), x_search)
+    want = logits(fam.build(a), x_search)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    np.testing.assert_array_equal(got.argmax(1).numpy(), want.argmax(1).numpy())
+
+
+def test_dfs_all_off_fails(blocks):
+    space = make_space("dfs", blocks)
+    g = dfs_genome(())
+    with pytest.raises(ValueError, match="no layer selected"):
+        space.build(g)
+    assert "error" in space.decode(g)
+    json.loads(space.recipe_json(g))
+
+
+def test_dfs_b_blocks_only(blocks, x_search):
+    space = make_space("dfs", blocks)
+    (_, a), (_, b) = blocks.pool.sources
+    g = dfs_genome(range(4, 8))
+    d = space.decode(g)
+    assert d["models"] == ["digits-0to4", "digits-5to9"]
+    assert d["path"] == [[1, 0], [1, 1], [1, 2], [1, 3]]
+    assert d["scales"] == [1.0, 1.0, 1.0, 1.0]  # scale genes 0.5 -> 1.0
+    hand = PathMLP((a["stem.weight"], a["stem.bias"]),
+                   [(b[f"blocks.{i}.weight"], b[f"blocks.{i}.bias"]) for i in range(4)],
+                   [1.0] * 4, (a["head.weight"], a["head.bias"]))
+    torch.testing.assert_close(logits(space.build(g), x_search), logits(hand, x_search))
+    # and it is not simply model A or model B
+    fam = blocks.pool.family
+    assert not torch.allclose(logits(space.build(g), x_search), logits(fam.build(a), x_search))
+    assert not torch.allclose(logits(space.build(g), x_search), logits(fam.build(b), x_search))
+
+
+def test_dfs_scales_and_repeats(blocks, x_search):
+    space = make_space("dfs", blocks)
+    (_, a), (_, b) = blocks.pool.sources
+    # slot 0 = A block 0; slot 12 (second repetition) = global block 4 = B block 0; slot 17 = A block 1
+    g = dfs_genome([0, 12, 17], {(0, 4): 0.25, (4, 1): 0.9})
+    d = space.decode(g)
+    assert d["path"] == [[0, 0], [1, 0], [0, 1]]
+    assert d["scales"] == pytest.approx([1.0, 0.5, 1.8])
+    hand = PathMLP((a["stem.weight"], a["stem.bias"]),
+                   [(a["blocks.0.weight"], a["blocks.0.bias"]), (b["blocks.0.weight"], b["blocks.0.bias"]),
+                    (a["blocks.1.weight"], a["blocks.1.bias"])],
+                   [1.0, 0.5, 1.8], (a["head.weight"], a["head.bias"]))
+    torch.testing.assert_close(logits(space.build(g), x_search), logits(hand, x_search))
+
+
+def test_dfs_needs_block_stack(spec):
+    with pytest.raises(SpaceError, match="block"):
+        DFSSpace(spec.pool)
+
+
+def test_dfs_bad_repeats(blocks):
+    with pytest.raises(SpaceError, match="repeats"):
+        make_space("dfs", blocks, repeats=0)
+
+
+# --- PSDFSSpace -----------------------------------------------------------------------------------------
+
+def test_psdfs_segments_and_initial(blocks):
+    space = make_space("ps+dfs", blocks)
+    assert isinstance(space, PSDFSSpace) and space.kind == "ps+dfs"
+    assert space.dim == 4 + 88
+    assert space.segments == {"ps": slice(0, 4), "dfs": slice(4, 92)}
+    covered = np.zeros(space.dim, dtype=int)
+    for s in space.segments.values():
+        covered[s] += 1
+    assert np.all(covered == 1)
+    x0 = space.initial(np.random.default_rng(0))
+    assert x0.shape == (1, 92)
+    np.testing.assert_array_equal(x0[0, :4], 0.5)
+    np.testing.assert_array_equal(x0[0, 4:], dfs_genome(range(4)))
+
+
+def test_psdfs_initial_builds_the_ps_centre_merge(blocks, x_search):
+    space = make_space("ps+dfs", blocks, seed=3)
+    ps = make_space("ps", blocks, seed=3)
+    x0 = space.initial(np.random.default_rng(0))[0]
+    torch.testing.assert_close(logits(space.build(x0), x_search),
+                               logits(ps.build(ps.initial(np.random.default_rng(0))[0]), x_search))
+
+
+def test_psdfs_build_routes_through_merged_model_and_b(blocks, x_search):
+    space = make_space("ps+dfs", blocks, seed=1)
+    ps = make_space("ps", blocks, seed=1)
+    fam = blocks.pool.family
+    (_, a), (_, b) = blocks.pool.sources
+    x_ps = np.array([0.8, 0.3, 0.6, 0.9])
+    g = np.concatenate([x_ps, dfs_genome([0, 1, 4, 5], {(5, 4): 0.25})])
+    d = space.decode(g)
+    assert d["dfs"]["models"] == ["ps-merge", "digits-5to9"]
+    assert d["dfs"]["path"] == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    assert d["ps"] == ps.decode(x_ps)
+    merged = ps.merged_state(x_ps)
+    want = fam.build_path([merged, b], [(0, 0), (0, 1), (1, 0), (1, 1)], [1.0, 1.0, 1.0, 1.0])
+    torch.testing.assert_close(logits(space.build(g), x_search), logits(want, x_search))
+    # the merged model (not A) is model 0
+    with_a = fam.build_path([a, b], [(0, 0), (0, 1), (1, 0), (1, 1)], [1.0] * 4)
+    assert not torch.allclose(logits(space.build(g), x_search), logits(with_a, x_search))
+    assert space.build(g).stem[0] is not a["stem.weight"]
+
+
+def test_psdfs_all_off_fails(blocks):
+    space = make_space("ps+dfs", blocks)
+    with pytest.raises(ValueError, match="no layer selected"):
+        space.build(np.concatenate([np.full(4, 0.5), dfs_genome(())]))
+
+
+# --- make_space -----------------------------------------------------------------------------------------
+
+def test_make_space_unknown_kind(spec):
+    with pytest.raises(SpaceError, match="'layers'") as ei:
+        make_space("layers", spec)
+    assert "params" in str(ei.value)
+
+
+@pytest.mark.parametrize("kind, problem", [("dfs", "spec"), ("ps+dfs", "spec"), ("ps", "scratch"),
+                                           ("dfs", "scratch")])
+def test_make_space_kind_not_offered(kind, problem, request):
+    prob = request.getfixturevalue(problem)
+    with pytest.raises(SpaceError) as ei:
+        make_space(kind, prob)
+    msg = str(ei.value)
+    assert repr(kind) in msg and repr(prob.name) in msg
+
+
+def test_make_space_kinds_match_problem(blocks):
+    for kind in blocks.space_kinds():
+        assert make_space(kind, blocks).kind == kind
