@@ -20,6 +20,16 @@ from evobench.tasks.digits import (
 )
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: with the default pool, a busy machine (other runs on the 2 cores) makes
+    the small matmuls here spin-wait and run ~100x slower. Restored after the module."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def task() -> DigitsTask:
     return DigitsTask()
@@ -222,10 +232,14 @@ def test_specialists_follow_the_reference_recipe(spec):
 
 def test_specialists_deterministic_across_rebuilds(spec):
     key = ("mlp", 64, 256, 10)
-    fresh = digits.specialist_states.__wrapped__(key)  # bypass the cache: retrain from scratch
     fam = spec.pool.family
-    for (_, cached), new in zip(spec.pool.sources, fresh, strict=True):
-        assert torch.equal(fam.flatten(cached), fam.flatten(new))
+    # bypass the cache: retrain from scratch, twice -> bit-identical
+    fresh1 = digits.specialist_states.__wrapped__(key)
+    fresh2 = digits.specialist_states.__wrapped__(key)
+    for s1, s2, (_, cached) in zip(fresh1, fresh2, spec.pool.sources, strict=True):
+        assert torch.equal(fam.flatten(s1), fam.flatten(s2))
+        # the cached copy may come from another test module run with another torch thread count
+        torch.testing.assert_close(fam.flatten(s1), fam.flatten(cached), rtol=1e-5, atol=1e-6)
     again = digits.specialists()
     for (_, s1), (_, s2) in zip(spec.pool.sources, again.pool.sources, strict=True):
         assert torch.equal(fam.flatten(s1), fam.flatten(s2))

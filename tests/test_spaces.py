@@ -21,6 +21,16 @@ from evobench.tasks.digits import load_digits_split
 ON, OFF = 0.75, 0.25
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: with the default pool, a busy machine (other runs on the 2 cores) makes
+    the small matmuls here spin-wait and run ~100x slower. Restored after the module."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def spec():
     return digits.specialists()
@@ -391,3 +401,11 @@ def test_make_space_kind_not_offered(kind, problem, request):
 def test_make_space_kinds_match_problem(blocks):
     for kind in blocks.space_kinds():
         assert make_space(kind, blocks).kind == kind
+
+
+@pytest.mark.xfail(strict=True, reason="spaces/__init__.py:21 passes options straight to the constructor: "
+                   "an unknown option (e.g. a typo in the config's `spaces:` section) raises a raw TypeError, "
+                   "which the CLI does not turn into a one-line error")
+def test_make_space_unknown_option_is_a_space_error(spec):
+    with pytest.raises(SpaceError, match="granularty"):
+        make_space("ps", spec, granularty="tensor")
