@@ -59,6 +59,10 @@ class Comparison:
 
 def plan(cfg: RunConfig) -> tuple[list[Pair], list[tuple[str, str, str]]]:
     """Resolve tasks and baselines; the space each pair searches; pairs skipped and why."""
+    from evobench.spaces import check_space_options
+
+    for kind, opts in cfg.spaces.items():
+        check_space_options(kind, opts)
     explicit = cfg.baselines is not None
     specs = list(cfg.baselines) if explicit else [BaselineSpec(name=n) for n in BASELINES.names()]
     labels = [s.display for s in specs]

@@ -14,7 +14,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PositiveInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -74,13 +73,13 @@ class RunConfig(_Frozen):
     name: str = "comparison"
     tasks: list[TaskSpec]
     baselines: list[BaselineSpec] | None = None  # None = every registered baseline that fits the task
-    budget: PositiveInt = 1000
+    budget: int = Field(1000, gt=0, strict=True)  # strict: YAML `yes` is not a budget
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     tracking_uri: str | None = None  # None = sqlite:///./mlruns.db
     experiment: str = "evobench"
     out: str = "evobench-results"
     spaces: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per space kind: constructor options
-    threads: PositiveInt | None = None  # torch intra-op threads (None = torch's default)
+    threads: int | None = Field(None, gt=0, strict=True)  # torch intra-op threads (None = torch's default)
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -99,7 +98,12 @@ class RunConfig(_Frozen):
     def _seeds(cls, v: Any) -> Any:
         if isinstance(v, str):
             v = [int(s) for s in v.split(",") if s.strip()]
-        if isinstance(v, list) and len(set(v)) != len(v):
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
             raise ValueError("seeds must be distinct")
         return v
 
@@ -108,6 +112,13 @@ class RunConfig(_Frozen):
     def _nonempty(cls, v: list) -> list:
         if not v:
             raise ValueError("at least one task is needed")
+        return v
+
+    @field_validator("baselines")
+    @classmethod
+    def _some_baseline(cls, v: list | None) -> list | None:
+        if v is not None and not v:
+            raise ValueError("at least one baseline is needed (or 'all')")
         return v
 
     @model_validator(mode="after")
@@ -143,10 +154,14 @@ def preset_names() -> list[str]:
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise ConfigError(f"config file {str(p)!r} does not exist")
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} is not a file")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {str(p)!r} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {str(p)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):

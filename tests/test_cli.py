@@ -101,3 +101,11 @@ def test_interrupted_run_leaves_no_results(capsys, tmp_path, monkeypatch):
     code, _, err = run_cli([*SMALL, "--no-tracking", "--out", str(tmp_path / "out")], capsys)
     assert code == 130 and "no results written" in err
     assert not any((tmp_path / "out").glob("*/results.json"))
+
+
+def test_bad_space_option_fails_before_running(capsys, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tasks: [digits-specialists]\nbaselines: [cmaes-ps]\nspaces:\n  ps: {granularty: tensor}\n")
+    code, _, err = run_cli(["run", "--config", str(cfg), "--no-tracking", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "granularty" in err and "granularity" in err
+    assert not (tmp_path / "o").exists()

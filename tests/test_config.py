@@ -260,15 +260,26 @@ def test_yaml_with_unknown_key(tmp_path):
 
 # --- known defects (kept visible) -------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="config.py:102 checks seeds for duplicates before pydantic coerces "
-                   "them to int, so [1, '1'] is accepted as [1, 1]")
 def test_duplicate_seeds_after_coercion_rejected():
     one_line_error(validate, {**MIN, "seeds": [1, "1"]})
 
 
-@pytest.mark.xfail(strict=True, reason="config.py:149 read_text(encoding='utf-8') raises a raw "
-                   "UnicodeDecodeError (not a ConfigError; the CLI prints a traceback) for a non-UTF-8 file")
 def test_non_utf8_config_file_is_a_config_error(tmp_path):
     p = tmp_path / "latin1.yaml"
     p.write_bytes(b"name: caf\xe9\ntasks: digits-scratch\n")
     assert str(p) in one_line_error(load_yaml, p)
+
+
+@pytest.mark.parametrize("data, needle", [
+    ({"tasks": ["digits-scratch"], "budget": True}, "budget"),
+    ({"tasks": ["digits-scratch"], "baselines": []}, "at least one baseline"),
+    ({"tasks": ["digits-scratch"], "threads": 0}, "threads"),
+])
+def test_more_invalid_values_name_the_field(data, needle):
+    with pytest.raises(ConfigError, match=needle):
+        validate(data)
+
+
+def test_config_file_that_is_a_directory(tmp_path):
+    with pytest.raises(ConfigError, match="is not a file"):
+        load_yaml(tmp_path)

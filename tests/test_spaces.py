@@ -403,9 +403,6 @@ def test_make_space_kinds_match_problem(blocks):
         assert make_space(kind, blocks).kind == kind
 
 
-@pytest.mark.xfail(strict=True, reason="spaces/__init__.py:21 passes options straight to the constructor: "
-                   "an unknown option (e.g. a typo in the config's `spaces:` section) raises a raw TypeError, "
-                   "which the CLI does not turn into a one-line error")
 def test_make_space_unknown_option_is_a_space_error(spec):
     with pytest.raises(SpaceError, match="granularty"):
         make_space("ps", spec, granularty="tensor")

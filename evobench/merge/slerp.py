@@ -19,8 +19,9 @@ def _angle(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     fa, fb = a.reshape(-1), b.reshape(-1)
     if not fa.dtype.is_floating_point or fa.dtype in (torch.float16, torch.bfloat16):
         fa, fb = fa.float(), fb.float()
-    denom = math.sqrt(float(torch.dot(fa, fa))) * math.sqrt(float(torch.dot(fb, fb)))
-    cos = float(torch.dot(fa, fb)) / denom if denom > 0 else 1.0
+    # elementwise products + sums, not BLAS dot: BLAS threads stall for milliseconds on a busy machine
+    denom = math.sqrt(float((fa * fa).sum())) * math.sqrt(float((fb * fb).sum()))
+    cos = float((fa * fb).sum()) / denom if denom > 0 else 1.0
     omega = math.acos(min(max(cos, -1.0), 1.0))
     return omega, math.sin(omega)
 
