@@ -27,6 +27,7 @@ from evobench.config import BaselineSpec, ConfigError, RunConfig
 from evobench.problem import Problem
 from evobench.registry import BASELINES, TASKS
 from evobench.runner import RunResult, baseline_config, run_one
+from evobench.spaces.base import json_default
 from evobench.stats import Row, compare_to_best, thin_curve
 from evobench.tracking import Tracker
 
@@ -106,7 +107,7 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
     bar = _progress(total, progress)
     versions, sha = package_versions(), git_sha()
     tracker.start_comparison(cfg.name, params=cfg.model_dump(mode="json"),
-                             tags={"evobench.kind": "comparison", "git_sha": sha, **{
+                             tags={"git_sha": sha, **{
                                  f"version.{k}": v for k, v in versions.items()}})
     status = "FAILED"
     try:
@@ -121,7 +122,7 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                 tracker.start_run(run_name, params={
                     "baseline": pair.spec.name, "baseline_config": cls.Config.model_validate(bcfg).model_dump(),
                     "task": pair.problem.name, "space": space.describe(), "budget": cfg.budget, "seed": seed},
-                    tags={"evobench.kind": "run", "git_sha": sha, "seed": str(seed), **prov})
+                    tags={"git_sha": sha, "seed": str(seed), **prov})
                 run_status = "FAILED"
                 try:
                     res = run_one(pair.problem, cls(bcfg), space, cfg.budget, seed, label=pair.spec.display,
@@ -181,7 +182,7 @@ def _write(comp: Comparison, tracker: Tracker) -> Path:
         for r in comp.results:
             curves.setdefault(r.task, {}).setdefault(r.baseline, []).append(r.best_curve())
         plot_curves(curves, tmp / "curves.png", title=comp.config.name)
-        (tmp / "results.json").write_text(json.dumps(results_json(comp), indent=2, default=_json_default))
+        (tmp / "results.json").write_text(json.dumps(results_json(comp), indent=2, default=json_default))
         (tmp / "table.txt").write_text(format_table(comp))
         tracker.log_artifact(str(tmp / "curves.png"))
         tracker.log_artifact(str(tmp / "results.json"))
@@ -191,14 +192,6 @@ def _write(comp: Comparison, tracker: Tracker) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
 def _progress(total: int, enabled: bool):

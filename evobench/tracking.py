@@ -213,7 +213,12 @@ class MLflowTracker(Tracker):
     def client(self):
         """The ``MlflowClient`` (mlflow is imported here, on first use)."""
         if self._client is None:
+            import logging
+
             from mlflow.tracking import MlflowClient
+
+            # schema-creation INFO lines would interleave with the progress bar
+            logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
             self._client = MlflowClient(tracking_uri=self.tracking_uri)
         return self._client

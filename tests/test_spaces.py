@@ -21,16 +21,6 @@ from evobench.tasks.digits import load_digits_split
 ON, OFF = 0.75, 0.25
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: with the default pool, a busy machine (other runs on the 2 cores) makes
-    the small matmuls here spin-wait and run ~100x slower. Restored after the module."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def spec():
     return digits.specialists()

@@ -59,7 +59,7 @@ class MergeSpace(ABC):
         return x
 
     def recipe_json(self, x: np.ndarray) -> str:
-        return json.dumps(self.decode(np.asarray(x, dtype=float)), sort_keys=True, default=_jsonable)
+        return json.dumps(self.decode(np.asarray(x, dtype=float)), sort_keys=True, default=json_default)
 
     def genome_hash(self, x: np.ndarray) -> str:
         return hashlib.sha256(np.ascontiguousarray(x, dtype=np.float64).tobytes()).hexdigest()[:16]
@@ -69,7 +69,8 @@ class MergeSpace(ABC):
                 "segments": {k: [s.start, s.stop] for k, s in self.segments.items()}}
 
 
-def _jsonable(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """``json.dumps(default=...)`` for numpy arrays and scalars."""
     if isinstance(o, np.ndarray):
         return o.tolist()
     if isinstance(o, np.generic):
