@@ -51,9 +51,11 @@ class Comparison:
     wall_time: float = 0.0
 
     def scores(self, task: str) -> dict[str, dict[int, float]]:
+        """Test scores by baseline and seed; runs without one (every candidate failed) are left out
+        of the statistics (the table still counts their failures)."""
         out: dict[str, dict[int, float]] = {}
         for r in self.results:
-            if r.task == task:
+            if r.task == task and math.isfinite(r.test_score):
                 out.setdefault(r.baseline, {})[r.seed] = r.test_score
         return out
 

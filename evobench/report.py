@@ -32,17 +32,22 @@ def task_rows(comp, task: str) -> list[dict[str, Any]]:
 
 def format_table(comp) -> str:
     lines = []
-    for task in comp.tables:
+    for task in dict.fromkeys(r.task for r in comp.results):
         lines.append(f"\n{task}: test score (mean ± 95% CI over seeds), paired t-test vs best (Holm)")
         head = f"{'baseline':<22}{'space':<8}{'test':>18}{'p vs best':>11}{'search best':>13}{'evals':>8}" \
                f"{'failed':>8}{'wall s/seed':>13}"
         lines += [head, "-" * len(head)]
-        for r in task_rows(comp, task):
+        rows = task_rows(comp, task)
+        for r in rows:
             name = r["baseline"] + (" *" if r["best"] else "")
             test = f"{100 * r['test_mean']:.2f} ± {100 * r['test_ci95']:.2f}"
             lines.append(f"{name:<22}{r['space']:<8}{test:>18}{_fmt_p(r['p_holm']):>11}"
                          f"{100 * r['search_mean']:>13.2f}{r['evaluations']:>8}{r['failed']:>8}"
                          f"{r['wall_s_per_seed']:>13.1f}")
+        scored = {r["baseline"] for r in rows}
+        for base in dict.fromkeys(r.baseline for r in comp.results if r.task == task and r.baseline not in scored):
+            failed = sum(r.failed for r in comp.results if r.task == task and r.baseline == base)
+            lines.append(f"{base:<22}no test score: no candidate succeeded ({failed} failed)")
     for task, base, why in comp.skipped:
         lines.append(f"skipped {base} on {task}: {why}")
     lines.append(f"\ntotal wall time {comp.wall_time:.1f} s; * = best mean; scores in %")

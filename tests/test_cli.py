@@ -109,3 +109,23 @@ def test_bad_space_option_fails_before_running(capsys, tmp_path):
     code, _, err = run_cli(["run", "--config", str(cfg), "--no-tracking", "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "granularty" in err and "granularity" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_baseline_without_any_test_score_does_not_sink_the_comparison(capsys, tmp_path, monkeypatch):
+    import evobench.compare as compare
+
+    real = compare.run_one
+
+    def all_failed(problem, baseline, *a, **k):
+        r = real(problem, baseline, *a, **k)
+        if r.baseline == "random-search":
+            r.test_score, r.failed = float("nan"), r.evaluations
+        return r
+
+    monkeypatch.setattr(compare, "run_one", all_failed)
+    code, out, _ = run_cli([*SMALL, "--no-tracking", "--out", str(tmp_path / "out")], capsys)
+    assert code == 0
+    assert "random-search         no test score: no candidate succeeded (48 failed)" in out
+    (folder,) = (tmp_path / "out").iterdir()
+    res = json.loads((folder / "results.json").read_text())
+    assert [r["baseline"] for r in res["tables"]["digits-specialists"]] == ["cmaes-ps"]
