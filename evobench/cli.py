@@ -1,4 +1,4 @@
-"""Command line: ``evobench run``, ``evobench compare``, ``evobench list``.
+"""Command line: ``evobench run``, ``evobench compare``, ``evobench report``, ``evobench list``.
 
 Bad input (unknown names, invalid values, an unreachable tracking server) gives one line on stderr,
 ``evobench: error: ...``, and exit code 2.
@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
                         ("compare", "same as run")):
         p = sub.add_parser(name, help=help_, description=help_ + ". Settings: preset < --config < flags.")
         _add_run_args(p)
+    rp = sub.add_parser("report", help="merge finished comparisons and print one table",
+                        description="Merge results folders (or results.json files) of finished comparisons, "
+                        "e.g. parts of one preset run in parallel, and print one table with statistics "
+                        "recomputed over all runs.")
+    rp.add_argument("paths", nargs="+", metavar="RESULTS", help="results folder or results.json")
+    rp.add_argument("--json", metavar="FILE", help="also write the merged results as JSON")
     lp = sub.add_parser("list", help="list tasks, baselines, merge ops, presets",
                         description="List registered tasks, baselines, merge ops and presets.")
     lp.add_argument("what", nargs="?", default="all", choices=["all", "tasks", "baselines", "merge-ops", "presets"])
@@ -117,6 +123,20 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    import json
+
+    from evobench.report import format_table, load_comparison, results_json
+    from evobench.spaces.base import json_default
+
+    comp = load_comparison(args.paths)
+    print(format_table(comp))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(results_json(comp), f, indent=2, default=json_default)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from evobench.config import ConfigError
     from evobench.registry import RegistryError
@@ -131,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             _list(args.what)
             return 0
+        if args.command == "report":
+            return _report(args)
         return _run(args)
     except (ConfigError, RegistryError, SpaceError) as e:
         print(f"evobench: error: {e}", file=sys.stderr)

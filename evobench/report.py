@@ -62,3 +62,39 @@ def results_json(comp) -> dict[str, Any]:
         "runs": [r.summary() for r in comp.results],
         "skipped": [{"task": t, "baseline": b, "reason": w} for t, b, w in comp.skipped],
     }
+
+
+def load_comparison(paths) -> Any:
+    """Merge finished comparisons (result folders or their ``results.json``), e.g. the parts of one
+    preset run in parallel processes, and recompute the statistics over all their runs."""
+    import json
+    from pathlib import Path
+
+    from evobench.compare import Comparison
+    from evobench.config import ConfigError, RunConfig
+    from evobench.runner import RunResult
+    from evobench.stats import compare_to_best
+
+    comp, seen = None, set()
+    for p in paths:
+        f = Path(p) / "results.json" if Path(p).is_dir() else Path(p)
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+            runs = data["runs"]
+            cfg = RunConfig.model_validate(data["config"])
+        except (OSError, ValueError, KeyError) as e:
+            raise ConfigError(f"{str(f)!r} is not an evobench results file ({type(e).__name__}: {e})") from None
+        comp = comp or Comparison(cfg)
+        for r in runs:
+            key = (r["task"], r["baseline"], r["seed"])
+            if key in seen:
+                raise ConfigError(f"{str(f)!r}: run {key} appears in more than one results file")
+            seen.add(key)
+            comp.results.append(RunResult(**r))
+        comp.skipped += [(s["task"], s["baseline"], s["reason"]) for s in data.get("skipped", [])]
+        comp.wall_time += float(data.get("wall_time_s", 0.0))
+    if comp is None:
+        raise ConfigError("report: give at least one results folder")
+    tasks = dict.fromkeys(r.task for r in comp.results)
+    comp.tables = {t: compare_to_best(comp.scores(t)) for t in tasks if comp.scores(t)}
+    return comp

@@ -129,3 +129,20 @@ def test_a_baseline_without_any_test_score_does_not_sink_the_comparison(capsys, 
     (folder,) = (tmp_path / "out").iterdir()
     res = json.loads((folder / "results.json").read_text())
     assert [r["baseline"] for r in res["tables"]["digits-specialists"]] == ["cmaes-ps"]
+
+
+def test_report_merges_parts_and_refuses_overlaps(capsys, tmp_path):
+    base = ["run", "--tasks", "digits-specialists", "--budget", "12", "--seeds", "0,1", "--no-progress",
+            "--no-tracking", "--out", str(tmp_path)]
+    assert run_cli([*base, "--baselines", "random-search", "--name", "a"], capsys)[0] == 0
+    assert run_cli([*base, "--baselines", "cmaes-ps", "--name", "b"], capsys)[0] == 0
+    a, b = sorted(tmp_path.iterdir())
+    code, out, _ = run_cli(["report", str(a), str(b / "results.json"), "--json", str(tmp_path / "m.json")], capsys)
+    assert code == 0 and "random-search" in out and "cmaes-ps" in out
+    merged = json.loads((tmp_path / "m.json").read_text())
+    assert len(merged["runs"]) == 4 and len(merged["tables"]["digits-specialists"]) == 2
+    code, _, err = run_cli(["report", str(a), str(a)], capsys)
+    assert code == 2 and "more than one results file" in err
+    (tmp_path / "bad.json").write_text("{}")
+    code, _, err = run_cli(["report", str(tmp_path / "bad.json")], capsys)
+    assert code == 2 and "not an evobench results file" in err
