@@ -71,12 +71,15 @@ def plan(cfg: RunConfig) -> tuple[list[Pair], list[tuple[str, str, str]]]:
     labels = [s.display for s in specs]
     if len(set(labels)) != len(labels):
         raise ConfigError("baselines: two entries share a name; give one a distinct 'label'")
-    pairs, skipped = [], []
+    pairs, skipped, names = [], [], set()
     for t in cfg.tasks:
         try:
             problem = TASKS.get(t.name)(**t.options)
         except TypeError as e:
             raise ConfigError(f"task {t.name!r}: bad options {t.options} ({e})") from None
+        if problem.name in names:
+            raise ConfigError(f"tasks: {problem.name!r} is listed twice")
+        names.add(problem.name)
         for s in specs:
             cls = BASELINES.get(s.name)
             kind = problem.pick_space(cls.spaces)
@@ -134,8 +137,8 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                 finally:
                     tracker.end_run(run_status)
                 comp.results.append(res)
-        comp.tables = {t.name: compare_to_best(comp.scores(t.name)) for t in cfg.tasks
-                       if comp.scores(t.name)}
+        tasks = dict.fromkeys(r.task for r in comp.results)
+        comp.tables = {t: compare_to_best(comp.scores(t)) for t in tasks if comp.scores(t)}
         comp.wall_time = time.perf_counter() - t0
         if write:
             comp.out_dir = _write(comp, tracker)

@@ -116,6 +116,7 @@ _BUILTIN = {
     TASKS: {
         "digits-scratch": "evobench.tasks.digits:scratch",
         "digits-specialists": "evobench.tasks.digits:specialists",
+        "digits-specialists-shared": "evobench.tasks.digits:specialists_shared",
         "digits-specialists-blocks": "evobench.tasks.digits:specialists_blocks",
     },
     BASELINES: {

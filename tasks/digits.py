@@ -9,12 +9,14 @@ Settings (registered task entries):
 
 - ``digits-scratch``: evolution from scratch; fresh models are 64-256-10 MLPs with N(0, 0.01^2)
   parameters; evolution starts from two of them.
-- ``digits-specialists``: two 64-256-10 MLPs from independent N(0, 0.01^2) inits (seed 42 split in
-  two), each trained 10 full-batch Adam steps (lr 3e-3) on digits 0-4 and 5-9; merged without
-  mutation. They share no ancestor, so parameter-space recipes use a zero base (task vectors are the
-  weights themselves).
-- ``digits-specialists-blocks``: the same, with the block-stacked residual MLP (stem, 4 residual
-  blocks of width 64, head) so that data-flow-space merging (DFS, PS+DFS) can reorder blocks.
+- ``digits-specialists``: the reference setting: two 64-256-10 MLPs from independent N(0, 0.01^2)
+  inits (one generator seeded 42 draws both), each trained 10 full-batch Adam steps (lr 3e-3) on
+  digits 0-4 and 5-9; merged without mutation. They share no ancestor, so parameter-space recipes
+  use a zero base (task vectors are the weights themselves, and DARE drops raw weights).
+- ``digits-specialists-shared``: the same two trainings started from ONE shared init, which is the
+  base of the task vectors: the setting of recipe merging (EvoLLM-JP's sources share a base model).
+- ``digits-specialists-blocks``: shared-init specialists of the block-stacked residual MLP (stem, 4
+  residual blocks of width 64, head) so that data-flow-space merging (DFS, PS+DFS) can reorder blocks.
 """
 
 from __future__ import annotations
@@ -110,14 +112,22 @@ def train_specialist(family: ModelFamily, state: State, x: torch.Tensor, y: torc
 
 
 @lru_cache(maxsize=4)
-def specialist_states(family_key: tuple, seed: int = 42, steps: int = 10, lr: float = 3e-3) -> tuple[State, State]:
+def specialist_states(family_key: tuple, seed: int = 42, steps: int = 10, lr: float = 3e-3,
+                      shared_init: bool = False) -> tuple[State, State, State | None]:
+    """The two specialists (digits 0-4, 5-9) and their shared init (None when inits are independent).
+
+    Independent inits (the reference): one generator seeded ``seed`` draws A's init, then B's.
+    Shared init: both are trained from the first draw, which is then the base of task vectors.
+    """
     family = _family(family_key)
     x, y = load_digits_split()[SEARCH]
     gen = torch.Generator().manual_seed(seed)
-    inits = [random_state(family, gen), random_state(family, gen)]
+    init_a = random_state(family, gen)
+    init_b = init_a if shared_init else random_state(family, gen)
     low = y < 5
-    return (train_specialist(family, inits[0], x[low], y[low], steps, lr),
-            train_specialist(family, inits[1], x[~low], y[~low], steps, lr))
+    return (train_specialist(family, init_a, x[low], y[low], steps, lr),
+            train_specialist(family, init_b, x[~low], y[~low], steps, lr),
+            init_a if shared_init else None)
 
 
 def _family(key: tuple) -> ModelFamily:
@@ -125,12 +135,13 @@ def _family(key: tuple) -> ModelFamily:
     return MLPFamily(*dims) if kind == "mlp" else ResMLPFamily(*dims)
 
 
-def _specialists(key: tuple, name: str, seed: int, steps: int, lr: float) -> Problem:
+def _specialists(key: tuple, name: str, seed: int, steps: int, lr: float, shared_init: bool) -> Problem:
     family = _family(key)
-    a, b = specialist_states(key, seed, steps, lr)
-    pool = ModelPool(family, sources=[("digits-0to4", a), ("digits-5to9", b)], base=None)
+    a, b, base = specialist_states(key, seed, steps, lr, shared_init)
+    pool = ModelPool(family, sources=[("digits-0to4", a), ("digits-5to9", b)], base=base)
+    init = "one shared init (the base)" if shared_init else "independent inits"
     return Problem(name, DigitsTask(), pool, baseline_defaults={"mutation_std": 0.0},
-                   description=f"merge two {family.name} specialists (digits 0-4, 5-9)")
+                   description=f"merge two {family.name} specialists (digits 0-4, 5-9; {init})")
 
 
 def scratch(hidden: int = 256, init_std: float = 0.01) -> Problem:
@@ -147,11 +158,17 @@ def scratch(hidden: int = 256, init_std: float = 0.01) -> Problem:
 
 
 def specialists(hidden: int = 256, seed: int = 42, train_steps: int = 10, lr: float = 3e-3) -> Problem:
-    """Merge two 64-hidden-10 MLP specialists trained on digits 0-4 and 5-9."""
-    return _specialists(("mlp", 64, hidden, 10), "digits-specialists", seed, train_steps, lr)
+    """Merge two 64-hidden-10 MLP specialists (digits 0-4, 5-9) from independent inits (reference)."""
+    return _specialists(("mlp", 64, hidden, 10), "digits-specialists", seed, train_steps, lr, False)
+
+
+def specialists_shared(hidden: int = 256, seed: int = 42, train_steps: int = 10, lr: float = 3e-3) -> Problem:
+    """Merge two 64-hidden-10 MLP specialists fine-tuned from one shared init (task vectors' base)."""
+    return _specialists(("mlp", 64, hidden, 10), "digits-specialists-shared", seed, train_steps, lr, True)
 
 
 def specialists_blocks(hidden: int = 64, n_blocks: int = 4, seed: int = 42, train_steps: int = 10,
                        lr: float = 3e-3) -> Problem:
-    """Merge two block-stacked residual MLP specialists (digits 0-4, 5-9); DFS-capable."""
-    return _specialists(("res", 64, hidden, 10, n_blocks), "digits-specialists-blocks", seed, train_steps, lr)
+    """Merge two block-stacked residual MLP specialists from one shared init; DFS-capable."""
+    return _specialists(("res", 64, hidden, 10, n_blocks), "digits-specialists-blocks", seed, train_steps, lr,
+                        True)

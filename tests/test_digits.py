@@ -193,8 +193,14 @@ def test_specialists_are_specialised(which, request):
 
 
 def test_specialists_setting(spec, blocks):
+    assert spec.pool.base is None  # reference: independent inits, so a zero base for task vectors
+    # blocks: one shared init, trained twice; it is the base of the task vectors
+    (_, a), (_, b) = blocks.pool.sources
+    fam = blocks.pool.family
+    base = fam.flatten(blocks.pool.base)
+    assert float((fam.flatten(a) - base).abs().max()) < 0.1 and float((fam.flatten(b) - base).abs().max()) < 0.1
+    assert float(base.std()) == pytest.approx(0.01, rel=0.05)
     for prob in (spec, blocks):
-        assert prob.pool.base is None  # independent inits: zero base for task vectors
         assert prob.baseline_defaults == {"mutation_std": 0.0}
         assert isinstance(prob.task, DigitsTask)
     assert spec.name == "digits-specialists" and isinstance(spec.pool.family, MLPFamily)
@@ -226,7 +232,7 @@ def test_specialists_deterministic_across_rebuilds(spec):
     # bypass the cache: retrain from scratch, twice -> bit-identical
     fresh1 = digits.specialist_states.__wrapped__(key)
     fresh2 = digits.specialist_states.__wrapped__(key)
-    for s1, s2, (_, cached) in zip(fresh1, fresh2, spec.pool.sources, strict=True):
+    for s1, s2, (_, cached) in zip(fresh1[:2], fresh2[:2], spec.pool.sources, strict=True):
         assert torch.equal(fam.flatten(s1), fam.flatten(s2))
         # the cached copy may come from another test module run with another torch thread count
         torch.testing.assert_close(fam.flatten(s1), fam.flatten(cached), rtol=1e-5, atol=1e-6)
@@ -362,3 +368,18 @@ def test_registered_task_factories_build_problems():
     for name in ("digits-scratch", "digits-specialists", "digits-specialists-blocks"):
         prob = TASKS.get(name)()
         assert isinstance(prob, Problem) and prob.name == name
+
+
+def test_shared_init_specialists_start_from_their_base():
+    prob = digits.specialists_shared()
+    assert prob.name == "digits-specialists-shared"
+    fam = prob.pool.family
+    gen = torch.Generator().manual_seed(42)
+    init = random_state(fam, gen)
+    assert torch.equal(fam.flatten(prob.pool.base), fam.flatten(init))  # the first draw of seed 42
+    x, y = load_digits_split()[SEARCH]
+    low = y < 5
+    a = train_specialist(fam, init, x[low], y[low], steps=10, lr=3e-3)
+    torch.testing.assert_close(fam.flatten(prob.pool.sources[0][1]), fam.flatten(a))
+    # same init, different data: different specialists
+    assert not torch.equal(fam.flatten(prob.pool.sources[0][1]), fam.flatten(prob.pool.sources[1][1]))
