@@ -116,8 +116,9 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                                  f"version.{k}": v for k, v in versions.items()}})
     status = "FAILED"
     try:
+        provenance = {p.problem.name: problem_provenance(p.problem) for p in pairs}
         for pair in pairs:
-            prov = problem_provenance(pair.problem)
+            prov = provenance[pair.problem.name]
             cls = BASELINES.get(pair.spec.name)
             bcfg = baseline_config(cls, pair.spec.config, pair.problem)
             for seed in cfg.seeds:

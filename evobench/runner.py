@@ -113,8 +113,8 @@ def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int
             on_step(len(x))
     res.values, res.evaluations = values, n
     res.failed = int(np.sum(~np.isfinite(values)))
-    res.best_search = float(np.nanmax(np.concatenate([[res.start_best], values]))) \
-        if np.isfinite(np.concatenate([[res.start_best], values])).any() else float("nan")
+    best = res.best_curve()[1][-1]
+    res.best_search = float(best)
     rec = baseline.recommend()
     if rec is not None:
         res.recipe = space.decode(rec)

@@ -22,6 +22,8 @@ from evobench.models.base import ModelPool
 from evobench.registry import MERGE_OPS
 from evobench.spaces.base import MergeSpace, SpaceError
 
+_ARGUMENT = {"density": "densities"}
+
 
 class PSSpace(MergeSpace):
     kind = "ps"
@@ -69,8 +71,7 @@ class PSSpace(MergeSpace):
         v = self._values(x)
         kw = {}
         for i, k in enumerate(self.knobs):
-            name = k.name + "s"  # weight -> weights, density -> densities
-            name = "densities" if k.name == "density" else name
+            name = _ARGUMENT.get(k.name, k.name + "s")  # a per-model knob's argument is its plural
             if self.granularity == "model":
                 kw[name] = [float(a) for a in v[0, i]]
             else:
