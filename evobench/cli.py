@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _list(what: str) -> None:
-    from evobench.config import preset_names
+    from evobench.config import preset_description, preset_names
     from evobench.registry import BASELINES, MERGE_OPS, TASKS
 
     def doc(obj) -> str:
@@ -89,7 +89,7 @@ def _list(what: str) -> None:
                               for n in BASELINES.names()],
         "merge-ops": lambda: [(n, ", ".join(f"{k.name}∈[{k.low:g},{k.high:g}]" for k in MERGE_OPS.get(n).knobs))
                               for n in MERGE_OPS.names()],
-        "presets": lambda: [(n, "") for n in preset_names()],
+        "presets": lambda: [(n, preset_description(n)) for n in preset_names()],
     }
     for sec, rows in sections.items():
         if what not in ("all", sec):

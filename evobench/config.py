@@ -152,6 +152,12 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("evobench.presets").iterdir() if p.name.endswith(".yaml"))
 
 
+def preset_description(name: str) -> str:
+    """The first comment line of a preset file."""
+    text = (resources.files("evobench.presets") / f"{name}.yaml").read_text(encoding="utf-8")
+    return next((ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#")), "")
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():

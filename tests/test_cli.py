@@ -37,6 +37,7 @@ def test_list_names_everything(capsys):
     for name in ("digits-scratch", "digits-specialists-blocks", "m2n2-no-attraction", "map-elites",
                  "cmaes-dfs", "dare_ties", "split_slerp", "m2n2-digits-scratch"):
         assert name in out
+    assert "M2N2 paper, digits from scratch" in out  # a preset's description
 
 
 @pytest.mark.parametrize("args, needle", [
