@@ -181,3 +181,41 @@ def test_random_search_batches():
     assert x.shape == (20, 5) and 0 <= x.min() and x.max() <= 1 and np.ptp(x, axis=0).min() > 0.5
     b = start(RandomSearch, {"batch_size": 7}, space, 50, seed=0)
     assert b.ask().shape == (7, 5)
+
+
+def _drive(b, space, steps, value_fn):
+    from evobench.task import Evaluation
+
+    for _ in range(steps):
+        x = b.ask()
+        v = value_fn(x)
+        b.tell(x, Evaluation(value=v, scores=np.zeros((len(x), 1))))
+
+
+def test_ipop_restarts_only_when_asked_and_double_the_population():
+    from evobench.registry import BASELINES
+    from evobench.testing import ToySpace
+
+    flat = lambda x: np.zeros(len(x))  # noqa: E731 — a plateau: pycma stops, the search stalls
+    space = ToySpace("ps", 4)
+    plain = BASELINES.get("cmaes-ps")().setup(space, 10_000, 0)
+    _drive(plain, space, 60, flat)
+    assert plain.n_restarts == 0 and plain.cma.popsize == 8  # 4 + floor(3 ln 4)
+
+    ipop = BASELINES.get("cmaes-ps")(restarts=2, stall_generations=5).setup(space, 10_000, 0)
+    _drive(ipop, space, 60, flat)
+    assert ipop.n_restarts == 2 and ipop.cma.popsize == 32  # 8 -> 16 -> 32
+
+
+def test_no_restart_while_the_generation_best_improves():
+    from evobench.registry import BASELINES
+    from evobench.testing import ToySpace
+
+    counter = iter(range(10**6))
+
+    def rising(x):  # every generation is better than the last; members differ within a generation
+        return float(next(counter)) - ((x - 0.3) ** 2).sum(axis=1)
+
+    b = BASELINES.get("cmaes-ps")(restarts=3, stall_generations=2).setup(ToySpace("ps", 4), 10_000, 0)
+    _drive(b, b.space, 20, rising)
+    assert b.n_restarts == 0
