@@ -22,6 +22,7 @@ def task_rows(comp, task: str) -> list[dict[str, Any]]:
         rows.append({
             "baseline": row.baseline, "space": runs[0].space, "test_mean": row.mean, "test_ci95": row.ci,
             "seeds": row.n, "best": row.is_best, "p_vs_best": row.p_vs_best, "p_holm": row.p_holm,
+            "wilcoxon_p_vs_best": row.wilcoxon_p,
             "search_mean": float(np.mean([r.best_search for r in runs])),
             "evaluations": int(np.mean([r.evaluations for r in runs])),
             "failed": int(sum(r.failed for r in runs)),

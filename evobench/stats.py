@@ -188,6 +188,7 @@ class Row:
     p_vs_best: float
     p_holm: float
     is_best: bool
+    wilcoxon_p: float | None = None  # exact Wilcoxon vs best (unadjusted), n >= 6 only
 
 
 def compare_to_best(scores: Mapping[str, Mapping[int, float]], confidence: float = 0.95) -> list[Row]:
@@ -208,10 +209,12 @@ def compare_to_best(scores: Mapping[str, Mapping[int, float]], confidence: float
         summary[name] = (mean, half, len(per_seed))
     order = sorted(summary, key=lambda k: (-summary[k][0], k))
     best = order[0]
-    raw = {k: paired_test(scores[best], scores[k]).p_value for k in order[1:]}
+    tests = {k: paired_test(scores[best], scores[k]) for k in order[1:]}
+    raw = {k: t.p_value for k, t in tests.items()}
     adj = holm(raw)
     nan = math.nan
-    return [Row(k, *summary[k], raw.get(k, nan), adj.get(k, nan), k == best) for k in order]
+    return [Row(k, *summary[k], raw.get(k, nan), adj.get(k, nan), k == best,
+                tests[k].wilcoxon_p if k in tests else None) for k in order]
 
 
 def best_so_far_curves(curves: Sequence[tuple[Sequence[float], Sequence[float]]], grid) -> np.ndarray:

@@ -240,3 +240,14 @@ def test_import_plotting_is_light():
     code = "import sys, evobench.plotting; print('matplotlib' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "False"
+
+
+def test_compare_to_best_carries_the_wilcoxon_p_from_six_seeds():
+    from evobench.stats import compare_to_best
+
+    seeds = range(6)
+    rows = compare_to_best({"a": {s: 0.9 + 0.01 * s for s in seeds}, "b": {s: 0.5 + 0.02 * s for s in seeds}})
+    best, other = rows
+    assert best.wilcoxon_p is None and other.wilcoxon_p == pytest.approx(2 / 64)
+    five = compare_to_best({"a": {s: 0.9 + 0.01 * s for s in range(5)}, "b": {s: 0.5 for s in range(5)}})
+    assert five[1].wilcoxon_p is None
