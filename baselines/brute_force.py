@@ -17,7 +17,7 @@ from evobench.baseline import Baseline, BaselineConfig, CallOrderError
 from evobench.merge.slerp import slerp
 from evobench.task import Evaluation
 
-PAPER = "Abrantes, Lange, Tang. Competition and Attraction Improve Model Fusion. GECCO 2025"
+from .m2n2 import PAPER
 
 
 class BruteForceSlerp(Baseline):

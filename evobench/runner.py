@@ -113,17 +113,16 @@ def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int
             on_step(len(x))
     res.values, res.evaluations = values, n
     res.failed = int(np.sum(~np.isfinite(values)))
-    best = res.best_curve()[1][-1]
-    res.best_search = float(best)
+    res.best_search = float(res.best_curve()[1][-1])
     rec = baseline.recommend()
     if rec is not None:
         res.recipe = space.decode(rec)
-        ev_rec, n_fwd = evaluate_genomes(space, task, rec[None, :])
-        res.recommended_search = float(ev_rec.value[0])
-        model = space.build(rec)
+        model = space.build(rec)  # built once, scored on both splits
+        search = task.evaluate(model, SEARCH)
+        res.recommended_search = float(search.primary) if np.isfinite(search.primary) else float("nan")
         res.test_result = task.evaluate(model, TEST)
         res.test_score = float(res.test_result.primary)
         res.test_metrics = dict(res.test_result.metrics)
-        res.forward_examples += n_fwd + res.test_result.n_forward
+        res.forward_examples += search.n_forward + res.test_result.n_forward
     res.wall_time = time.perf_counter() - t0
     return res

@@ -50,16 +50,6 @@ class Evaluation:
     def __len__(self) -> int:
         return int(self.value.shape[0])
 
-    def take(self, idx) -> Evaluation:
-        idx = np.asarray(idx)
-        errs = [self.errors[i] for i in np.atleast_1d(np.arange(len(self))[idx])] if self.errors else []
-        return Evaluation(
-            value=self.value[idx],
-            scores=None if self.scores is None else self.scores[idx],
-            descriptors=None if self.descriptors is None else self.descriptors[idx],
-            errors=errs,
-        )
-
     @staticmethod
     def from_results(results: list[TaskResult | BaseException]) -> Evaluation:
         k = len(results)
