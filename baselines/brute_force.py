@@ -14,8 +14,8 @@ import torch
 from pydantic import Field
 
 from evobench.baseline import Baseline, BaselineConfig, CallOrderError
+from evobench.evaluation import Evaluation
 from evobench.merge.slerp import slerp
-from evobench.task import Evaluation
 
 from .m2n2 import PAPER
 

@@ -47,7 +47,7 @@ import numpy as np
 from pydantic import Field
 
 from evobench.baseline import Baseline, BaselineConfig
-from evobench.task import Evaluation
+from evobench.evaluation import Evaluation
 
 _PARTIAL_TELL = "The number of solutions passed to `tell`"
 

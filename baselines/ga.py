@@ -51,9 +51,9 @@ from pymoo.core.termination import NoTermination
 from pymoo.operators.repair.to_bound import ToBoundOutOfBoundsRepair
 
 from evobench.baseline import Baseline, BaselineConfig
+from evobench.evaluation import Evaluation
 from evobench.merge.slerp import split_slerp
 from evobench.spaces.base import MergeSpace
-from evobench.task import Evaluation
 
 
 def roulette_weights(values: np.ndarray, real: np.ndarray) -> np.ndarray:

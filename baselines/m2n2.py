@@ -47,8 +47,8 @@ import torch
 from pydantic import Field
 
 from evobench.baseline import Baseline, BaselineConfig
+from evobench.evaluation import Evaluation
 from evobench.merge.slerp import split_slerp
-from evobench.task import Evaluation
 
 PAPER = "Abrantes, Lange, Tang. Competition and Attraction Improve Model Fusion. GECCO 2025"
 

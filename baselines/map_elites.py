@@ -41,7 +41,7 @@ from pymoo.core.termination import NoTermination
 from pymoo.operators.repair.to_bound import ToBoundOutOfBoundsRepair
 
 from evobench.baseline import Baseline, BaselineConfig
-from evobench.task import Evaluation
+from evobench.evaluation import Evaluation
 
 from .ga import GaussianMutation, GenomeProblem, SplitSlerpCrossover, roulette_weights, scored
 

@@ -30,8 +30,8 @@ import numpy as np
 from pydantic import Field
 
 from evobench.baseline import Baseline, BaselineConfig
+from evobench.evaluation import Evaluation
 from evobench.spaces.base import SpaceError
-from evobench.task import Evaluation
 
 from .cmaes_ps import CMADriver, use_diagonal
 

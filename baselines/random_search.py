@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from evobench.baseline import Baseline, BaselineConfig
-from evobench.task import Evaluation
+from evobench.evaluation import Evaluation
 
 
 class RandomSearchConfig(BaselineConfig):

@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from evobench.evaluation import Evaluation
 from evobench.spaces.base import MergeSpace, SpaceError
-from evobench.task import Evaluation
 
 
 class BaselineConfig(BaseModel):

@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 
 from evobench.baseline import Baseline
+from evobench.errors import StartError, candidate_failures, describe
+from evobench.evaluation import Evaluation
 from evobench.problem import Problem
 from evobench.spaces.base import MergeSpace
-from evobench.task import SEARCH, TEST, Evaluation, Task, TaskResult
+from evobench.task import SEARCH, TEST, Task, TaskResult
 
-# What a candidate may raise while it is built or scored and still count as a failed candidate
-# (decode errors, NaN weights, shape errors, out-of-memory) rather than a crash of the run.
-CANDIDATE_ERRORS = (ValueError, ArithmeticError, RuntimeError, MemoryError, IndexError)
+MAX_ERRORS = 5  # distinct failure messages kept per run
 
 
 @dataclass
@@ -44,6 +44,12 @@ class RunResult:
     values: np.ndarray = field(default_factory=lambda: np.zeros(0))  # fitness per evaluation (NaN = failed)
     start_best: float = float("nan")  # best starting model (step 0 of the curve)
     test_result: TaskResult | None = None
+    errors: list[str] = field(default_factory=list)  # the first MAX_ERRORS distinct failure messages
+
+    def note_errors(self, messages) -> None:
+        for m in messages:
+            if m and len(self.errors) < MAX_ERRORS and m not in self.errors:
+                self.errors.append(m)
 
     def best_curve(self) -> tuple[np.ndarray, np.ndarray]:
         """Best-so-far search fitness after each evaluation; step 0 is the best starting model."""
@@ -57,27 +63,51 @@ class RunResult:
         return {k: getattr(self, k) for k in (
             "task", "baseline", "baseline_name", "seed", "space", "budget", "evaluations", "failed",
             "forward_examples", "wall_time", "best_search", "recommended_search", "test_score",
-            "test_metrics", "recipe")}
+            "test_metrics", "recipe", "errors")}
+
+
+def score_candidate(space: MergeSpace, task: Task, x: np.ndarray, split: str = SEARCH) -> TaskResult | str:
+    """Build one genome's model and score it; a failed candidate gives its one-line message.
+
+    Only :func:`evobench.errors.candidate_failures` count as failures (a non-finite primary metric
+    too); any other exception is a bug and propagates.
+    """
+    try:
+        model = space.build(x)
+        r = task.evaluate(model, split)
+    except candidate_failures() as e:
+        return describe(e)
+    if not np.isfinite(r.primary):
+        return f"NonFiniteError: {task.name or 'task'} gave a non-finite {task.primary_metric or 'primary metric'}"
+    return r
 
 
 def evaluate_genomes(space: MergeSpace, task: Task, x: np.ndarray, split: str = SEARCH) -> tuple[Evaluation, int]:
-    """Build and score genomes; failures become NaN entries with their error message."""
-    results: list[TaskResult | BaseException | None] = [None] * len(x)
-    models, where = [], []
-    for i, xi in enumerate(x):
-        try:
-            models.append(space.build(xi))
-            where.append(i)
-        except CANDIDATE_ERRORS as e:
-            results[i] = e
-    for i, r in zip(where, task.evaluate_many(models, split), strict=True):
-        results[i] = r
-    ev = Evaluation.from_results(results)
-    if ev.descriptors is not None and task.descriptor_bounds:
+    """Build and score genomes one at a time (one merged model alive at once); failures are NaN
+    entries whose message is in ``Evaluation.errors``. Returns the evaluation and examples scored."""
+    k = len(x)
+    value = np.full(k, np.nan)
+    errors: list[str | None] = [None] * k
+    scores = desc = None
+    n_fwd = 0
+    for i in range(k):
+        r = score_candidate(space, task, x[i], split)
+        if isinstance(r, str):
+            errors[i] = r
+            continue
+        n_fwd += r.n_forward
+        if scores is None:
+            scores = np.zeros((k, r.scores.shape[0]))
+            if r.descriptors is not None:
+                desc = np.full((k, r.descriptors.shape[0]), np.nan)
+        value[i] = r.primary
+        scores[i] = r.scores
+        if desc is not None and r.descriptors is not None:
+            desc[i] = r.descriptors
+    if desc is not None and task.descriptor_bounds:
         lo, hi = np.array(task.descriptor_bounds, dtype=float).T
-        ev.descriptors = np.clip((ev.descriptors - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0, 1.0)
-    n_fwd = sum(r.n_forward for r in results if isinstance(r, TaskResult))
-    return ev, n_fwd
+        desc = np.clip((desc - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0, 1.0)
+    return Evaluation(value=value, scores=scores, descriptors=desc, errors=errors), n_fwd
 
 
 def baseline_config(cls: type[Baseline], user: dict[str, Any], problem: Problem) -> dict[str, Any]:
@@ -97,8 +127,12 @@ def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int
     rng = np.random.default_rng([seed, 1])  # the space's own stream (starting models), apart from the baseline's
     x0 = space.initial(rng)
     ev0, n_fwd = evaluate_genomes(space, task, x0)
+    if not ev0.ok.all():
+        bad = next(e for e in ev0.errors if e)
+        raise StartError(f"{problem.name}: a starting model of the {space.kind} space cannot be built or "
+                         f"scored, so no search can start ({bad})")
     res.forward_examples += n_fwd
-    res.start_best = float(np.nanmax(ev0.value)) if ev0.ok.any() else float("nan")
+    res.start_best = float(np.max(ev0.value))
     baseline.seed(x0, ev0)
     values = np.full(budget, np.nan)
     n = 0
@@ -107,6 +141,7 @@ def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int
         ev, n_fwd = evaluate_genomes(space, task, x)
         baseline.tell(x, ev)
         values[n:n + len(x)] = ev.value
+        res.note_errors(ev.errors)
         n += len(x)
         res.forward_examples += n_fwd
         if on_step is not None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from evobench.evaluation import Evaluation
 from evobench.spaces.base import MergeSpace
-from evobench.task import Evaluation
 
 
 class ToySpace(MergeSpace):

@@ -27,6 +27,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from evobench.errors import NonFiniteError
 from evobench.models.base import ModelFamily, ModelPool, State
 from evobench.models.mlp import MLPFamily, ResMLPFamily
 from evobench.problem import Problem
@@ -80,7 +81,7 @@ class DigitsTask(Task):
         with torch.no_grad():
             logits = model(x)
         if not torch.isfinite(logits.sum()):  # one reduction: any NaN/inf makes the sum non-finite
-            raise FloatingPointError("non-finite logits")
+            raise NonFiniteError("non-finite logits")
         return self._result(split, logits.argmax(dim=1).numpy(), y.numpy())
 
     def data_hash(self) -> str:

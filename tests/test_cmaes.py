@@ -184,7 +184,7 @@ def test_random_search_batches():
 
 
 def _drive(b, space, steps, value_fn):
-    from evobench.task import Evaluation
+    from evobench.evaluation import Evaluation
 
     for _ in range(steps):
         x = b.ask()

@@ -17,8 +17,8 @@ from evobench.baselines.ga import (
     roulette_weights,
 )
 from evobench.baselines.map_elites import MapElites, cell_index
+from evobench.evaluation import Evaluation
 from evobench.merge.slerp import split_slerp
-from evobench.task import Evaluation
 from evobench.testing import ToySpace, toy_evaluation
 
 

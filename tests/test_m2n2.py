@@ -17,9 +17,9 @@ from evobench.baselines.m2n2 import (
     attraction,
     shared_fitness,
 )
+from evobench.evaluation import Evaluation
 from evobench.merge.slerp import slerp, split_slerp
 from evobench.registry import BASELINES
-from evobench.task import Evaluation
 from evobench.testing import ToySpace, toy_evaluation
 
 # z = column sums = [3, 2, 1, 0]; the last column's zero is read as 1.

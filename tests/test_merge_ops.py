@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from evobench.errors import CandidateError
 from evobench.merge.layer_path import LayerPath, global_layer, layer_path
 from evobench.merge.ops import (
     dare,
@@ -175,8 +176,23 @@ def test_slerp_endpoints_and_split():
     (lambda: layer_path([2, 2], 1, [1.0] * 4, torch.ones(3, 3)), "M x M matrix with M = 4"),
 ])
 def test_errors_name_the_problem(call, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, CandidateError), match=match):
         call()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: linear([torch.zeros(2), torch.ones(2)], [0.5, -0.5]),
+    lambda: task_arithmetic(torch.zeros(2), [torch.ones(2)] * 2, [0.0, 0.0], normalize=True),
+    lambda: layer_path([2, 2], 2, [0.0] * 8, torch.ones(4, 4)),
+])
+def test_recipe_that_cannot_work_is_a_candidate_error(call):
+    """A recipe a search can legitimately propose but that gives no model is a failed candidate;
+    misuse of an op (wrong shapes, bad arguments) stays a ValueError, i.e. a bug."""
+    with pytest.raises(CandidateError):
+        call()
+    with pytest.raises(ValueError):
+        ties(torch.zeros(3), [torch.zeros(4)], [1], [1])
+    assert not issubclass(CandidateError, ValueError)
 
 
 def test_merge_state_dicts_per_tensor_knobs_and_buffers():

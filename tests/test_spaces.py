@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from evobench.errors import CandidateError
 from evobench.models.base import ModelPool
 from evobench.models.mlp import PathMLP
 from evobench.spaces import SpaceError, make_space
@@ -270,7 +271,7 @@ def test_dfs_initial_reproduces_specialist_a(blocks, x_search):
 def test_dfs_all_off_fails(blocks):
     space = make_space("dfs", blocks)
     g = dfs_genome(())
-    with pytest.raises(ValueError, match="no layer selected"):
+    with pytest.raises(CandidateError, match="no layer selected"):
         space.build(g)
     assert "error" in space.decode(g)
     json.loads(space.recipe_json(g))
@@ -366,7 +367,7 @@ def test_psdfs_build_routes_through_merged_model_and_b(blocks, x_search):
 
 def test_psdfs_all_off_fails(blocks):
     space = make_space("ps+dfs", blocks)
-    with pytest.raises(ValueError, match="no layer selected"):
+    with pytest.raises(CandidateError, match="no layer selected"):
         space.build(np.concatenate([np.full(4, 0.5), dfs_genome(())]))
 
 

@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import torch
 
+from evobench.errors import CandidateError
 from evobench.merge.knobs import Knob, merge_op
 
 
@@ -72,7 +73,7 @@ def layer_path(layers_per_model: Sequence[int], repeats: int, indicator: Sequenc
     w = w.reshape(m_total, m_total)
     steps = [t % m_total for t in torch.nonzero(genes > 0.5).reshape(-1).tolist()]
     if not steps:
-        raise ValueError("layer_path: no layer selected")
+        raise CandidateError("layer_path: no layer selected (every slot indicator is off)")
     path = [global_layer(lengths, g) for g in steps]
     step_scales = [1.0] + [float(w[i, j]) for i, j in pairwise(steps)]
     return LayerPath(path, step_scales)

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 
+from evobench.errors import CandidateError
 from evobench.merge.knobs import Knob, merge_op
 
 WEIGHT = Knob("weight", 0.0, 1.0, "scale of this model's contribution", per_model=True)
@@ -124,7 +125,7 @@ def sparse_merge(base: torch.Tensor, tensors: Sequence[torch.Tensor], weights: S
     if consensus is None:
         if normalize:
             if sum(ws) == 0:
-                raise ValueError(f"{op}: weights sum to 0, cannot normalize")
+                raise CandidateError(f"{op}: weights sum to 0, cannot normalize")
             delta = delta / sum(ws)
         return (b + delta).to(base.dtype)
     v = torch.stack(vs)
@@ -148,7 +149,7 @@ def linear(tensors: Sequence[torch.Tensor], weights: Sequence[float] | float,
     ct = _check_tensors("linear", tensors[0], tensors[1:], "tensor 0")
     ws = _per_model("linear", "weights", weights, len(tensors))
     if normalize and sum(ws) == 0:
-        raise ValueError("linear: weights sum to 0, cannot normalize")
+        raise CandidateError("linear: weights sum to 0, cannot normalize")
     out = torch.zeros(tensors[0].shape, dtype=ct)
     for t, w in zip(tensors, ws, strict=True):
         out.add_(t.to(ct), alpha=w)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from evobench.errors import CandidateError
 from evobench.merge.layer_path import layer_path
 from evobench.models.base import BlockStack, ModelPool
 from evobench.spaces.base import MergeSpace, SpaceError
@@ -50,7 +51,7 @@ class _DFSCodec:
     def decode(self, g: np.ndarray) -> dict:
         try:
             lp = self.path(g)
-        except ValueError as e:
+        except CandidateError as e:
             return {"error": str(e)}
         return {"repeats": self.repeats, "path": [list(p) for p in lp.path],
                 "scales": [round(s, 6) for s in lp.scales]}
