@@ -25,6 +25,7 @@ class BruteForceSlerp(Baseline):
 
     name = "brute-force-slerp"
     spaces = ("params",)
+    needs = ("two-starting-models",)
     paper = PAPER
 
     class Config(BaselineConfig):

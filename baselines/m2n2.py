@@ -100,6 +100,7 @@ class M2N2(Baseline):
 
     name = "m2n2"
     spaces = ("params",)
+    needs = ("scores",)
     paper = PAPER
 
     class Config(BaselineConfig):

@@ -151,6 +151,7 @@ class MapElites(Baseline):
 
     name = "map-elites"
     spaces = ("params", "ps")
+    needs = ("descriptors",)
     paper = ("Mouret & Clune, Illuminating search spaces by mapping elites (2015); as run in Abrantes et al., "
              "Competition and Attraction Improve Model Fusion (GECCO 2025)")
 

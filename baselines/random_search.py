@@ -27,6 +27,7 @@ class RandomSearch(Baseline):
 
     name = "random-search"
     spaces = ("ps", "dfs", "ps+dfs", "params")
+    space_needs = {"params": ("sampler",)}  # it draws fresh models from the prior
     paper = "sanity floor (no paper)"
     Config = RandomSearchConfig
 

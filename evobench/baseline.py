@@ -38,6 +38,15 @@ class Baseline(ABC):
     spaces: ClassVar[tuple[str, ...]] = ("ps", "params")
     paper: ClassVar[str] = ""
     Config: ClassVar[type[BaselineConfig]] = BaselineConfig
+    # What the baseline needs from a problem, checked at plan time (see evobench.problem.NEEDS):
+    # needed in every space, and needed only in some space kinds.
+    needs: ClassVar[tuple[str, ...]] = ()
+    space_needs: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    @classmethod
+    def requirements(cls, kind: str) -> tuple[str, ...]:
+        """Everything this baseline needs from a problem when it searches a ``kind`` space."""
+        return tuple(dict.fromkeys((*cls.needs, *cls.space_needs.get(kind, ()))))
 
     def __init__(self, config: BaselineConfig | dict | None = None, **overrides: Any) -> None:
         if isinstance(config, BaselineConfig):

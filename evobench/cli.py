@@ -9,24 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from evobench.config import ConfigError
+
 EXIT_USAGE = 2
-
-
-def _seeds(text: str) -> list[int]:
-    """``0,1,2`` or ``42-46`` (inclusive) or a mix."""
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        lo, sep, hi = part.partition("-") if not part.startswith("-") else (part, "", "")
-        try:
-            out += list(range(int(lo), int(hi) + 1)) if sep else [int(part)]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"seeds must look like '0,1,2' or '42-46', got {text!r}") from None
-    if not out:
-        raise argparse.ArgumentTypeError("seeds: give at least one seed")
-    return out
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,10 +26,11 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baselines", help="comma-separated baseline names, or 'all' (see `evobench list baselines`)")
     p.add_argument("--budget", type=int, help="evaluations per (baseline, task, seed); one evaluation = "
                                               "one candidate scored on the search split")
-    p.add_argument("--seeds", type=_seeds, help="seeds, e.g. '0,1,2' or '42-46'")
+    p.add_argument("--seeds", help="seeds, e.g. '0,1,2', '42-46' or '0,5-7' (0 <= seed < 2**63)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///./mlruns.db)")
     p.add_argument("--experiment", help="MLflow experiment name (default: evobench)")
-    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    p.add_argument("--tracker", help="experiment tracker (see `evobench list trackers`; default: mlflow)")
+    p.add_argument("--no-tracking", action="store_true", help="do not log anywhere (same as --tracker none)")
     p.add_argument("--out", help="folder for results JSON, table and plot (default: ./evobench-results)")
     p.add_argument("--name", help="name of this comparison (MLflow parent run, results folder)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -69,27 +55,37 @@ def build_parser() -> argparse.ArgumentParser:
                         "recomputed over all runs.")
     rp.add_argument("paths", nargs="+", metavar="RESULTS", help="results folder or results.json")
     rp.add_argument("--json", metavar="FILE", help="also write the merged results as JSON")
+    rp.add_argument("--plot", metavar="FILE", help="also redraw the best-so-far curves (PNG) from the runs' records")
     lp = sub.add_parser("list", help="list tasks, baselines, merge ops, presets",
                         description="List registered tasks, baselines, merge ops and presets.")
-    lp.add_argument("what", nargs="?", default="all", choices=["all", "tasks", "baselines", "merge-ops", "presets"])
+    lp.add_argument("what", nargs="?", default="all", choices=["all", "tasks", "baselines", "merge-ops", "presets", "trackers"])
     return parser
 
 
 def _list(what: str) -> None:
     from evobench.config import preset_description, preset_names
-    from evobench.registry import BASELINES, MERGE_OPS, TASKS
+    from evobench.registry import BASELINES, MERGE_OPS, TASKS, TRACKERS
 
     def doc(obj) -> str:
         text = (getattr(obj, "__doc__", "") or "").strip().splitlines()
         return text[0] if text else ""
 
+    def task_doc(name: str) -> str:
+        """The factory's docstring, else the docstring of the task class it returns (annotation)."""
+        f = TASKS.get(name)
+        if doc(f):
+            return doc(f)
+        ret = getattr(f, "__annotations__", {}).get("return")
+        return doc(ret) if isinstance(ret, type) else ""
+
     sections = {
-        "tasks": lambda: [(n, doc(TASKS.get(n))) for n in TASKS.names()],
+        "tasks": lambda: [(n, task_doc(n)) for n in TASKS.names()],
         "baselines": lambda: [(n, f"[{'/'.join(BASELINES.get(n).spaces)}] {doc(BASELINES.get(n))}")
                               for n in BASELINES.names()],
         "merge-ops": lambda: [(n, ", ".join(f"{k.name}∈[{k.low:g},{k.high:g}]" for k in MERGE_OPS.get(n).knobs))
                               for n in MERGE_OPS.names()],
         "presets": lambda: [(n, preset_description(n)) for n in preset_names()],
+        "trackers": lambda: [(n, doc(TRACKERS.get(n))) for n in TRACKERS.names()],
     }
     for sec, rows in sections.items():
         if what not in ("all", sec):
@@ -102,43 +98,62 @@ def _list(what: str) -> None:
 def _run(args: argparse.Namespace) -> int:
     from evobench.compare import run_comparison
     from evobench.config import build_config
-    from evobench.tracking import MLflowTracker, Tracker, check_tracking_uri, default_tracking_uri
+    from evobench.registry import TRACKERS
+    from evobench.report import format_table
 
     cfg = build_config(preset=args.preset, config_file=args.config, tasks=args.tasks, baselines=args.baselines,
                        budget=args.budget, seeds=args.seeds, tracking_uri=args.tracking_uri,
                        experiment=args.experiment, out=args.out, name=args.name, threads=args.threads)
-    if args.no_tracking:
-        tracker = Tracker()
-    else:
-        uri = cfg.tracking_uri or default_tracking_uri()
-        check_tracking_uri(uri)
-        tracker = MLflowTracker(uri, cfg.experiment)
-    comp = run_comparison(cfg, tracker=tracker, progress=not args.no_progress)
-    from evobench.report import format_table
-
+    tracker_name = "none" if args.no_tracking else (args.tracker or "mlflow")
+    tracker = TRACKERS.get(tracker_name)(tracking_uri=cfg.tracking_uri, experiment=cfg.experiment)
+    try:
+        comp = run_comparison(cfg, tracker=tracker, progress=not args.no_progress)
+    except BaseException:
+        _partial_note(cfg)
+        raise
     print(format_table(comp))
     print(f"results: {comp.out_dir}")
-    if not args.no_tracking:
-        print(f"MLflow: {cfg.tracking_uri or default_tracking_uri()} (experiment {cfg.experiment!r})")
+    where = getattr(tracker, "tracking_uri", None)
+    if where:
+        print(f"{tracker_name}: {where} (experiment {cfg.experiment!r})")
     return 0
 
 
-def _report(args: argparse.Namespace) -> int:
-    import json
+def _partial_note(cfg) -> None:
+    """After a failed or interrupted comparison: where its finished runs were kept, if any."""
+    from pathlib import Path
 
+    kept = sorted(Path(cfg.out).glob(f"{cfg.name}-*.incomplete"), key=lambda p: p.stat().st_mtime)
+    if kept:
+        print(f"evobench: finished runs kept in {kept[-1]} (`evobench report {kept[-1]}` reads them)",
+              file=sys.stderr)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from evobench.jsonio import write_json
     from evobench.report import format_table, load_comparison, results_json
-    from evobench.spaces.base import json_default
 
     comp = load_comparison(args.paths)
+    for w in comp.warnings:
+        print(f"evobench: warning: {w}", file=sys.stderr)
     print(format_table(comp))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(results_json(comp), f, indent=2, default=json_default)
+        write_json(args.json, results_json(comp))
+    if args.plot:
+        from evobench.plotting import plot_curves
+
+        curves: dict[str, dict[str, list]] = {}
+        for r in comp.results:
+            if r.values.size:
+                curves.setdefault(r.task, {}).setdefault(r.baseline, []).append(r.best_curve())
+        if not curves:
+            raise ConfigError("report --plot: the runs carry no fitness records (fitness.npy) to draw")
+        plot_curves(curves, args.plot, title=comp.config.name)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    from evobench.config import ConfigError
+    from evobench.errors import StartError
     from evobench.registry import RegistryError
     from evobench.spaces.base import SpaceError
 
@@ -154,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return _report(args)
         return _run(args)
-    except (ConfigError, RegistryError, SpaceError) as e:
+    except (ConfigError, RegistryError, SpaceError, StartError) as e:
         print(f"evobench: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except RuntimeError as e:
@@ -164,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         raise
     except KeyboardInterrupt:
-        print("evobench: interrupted; no results written", file=sys.stderr)
+        print("evobench: interrupted; no complete results written", file=sys.stderr)
         return 130
 
 

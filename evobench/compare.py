@@ -4,18 +4,15 @@ Plans all (task, baseline) pairs first (an explicitly requested baseline that ca
 an error before anything runs; with ``baselines: all`` such pairs are skipped and listed), runs each
 pair on each seed, logs to the tracker (a parent run per comparison, a nested run per (baseline,
 task, seed)), and computes per task the mean ± 95 % CI of the test score over seeds with a paired
-t-test of the best baseline against each other (Holm-adjusted). Results are written to
-``<out>/<name>-<UTC time>/`` only when the comparison completed (written to a temporary folder and
-renamed), so an interrupted run never leaves results that look complete.
+t-test of the best baseline against each other (Holm-adjusted). Each finished run is saved as soon
+as it finishes; the folder becomes ``<out>/<name>-<UTC time>/`` with ``results.json`` only when the
+comparison completed, and ``<name>-<UTC time>.incomplete`` (finished runs only) otherwise, so an
+interrupted run never leaves results that look complete (:mod:`evobench.rundir`).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +21,12 @@ from typing import Any
 import numpy as np
 
 from evobench.config import BaselineSpec, ConfigError, RunConfig
+from evobench.jsonio import nan_to_none, write_json, write_text
 from evobench.problem import Problem
 from evobench.registry import BASELINES, TASKS
+from evobench.rundir import RunDir
 from evobench.runner import RunResult, baseline_config, run_one
-from evobench.spaces.base import json_default
+from evobench.spaces.base import SpaceError
 from evobench.stats import Row, compare_to_best, thin_curve
 from evobench.tracking import Tracker
 
@@ -49,6 +48,8 @@ class Comparison:
     tables: dict[str, list[Row]] = field(default_factory=dict)
     out_dir: Path | None = None
     wall_time: float = 0.0
+    environment: dict[str, Any] = field(default_factory=dict)  # git sha and package versions
+    warnings: list[str] = field(default_factory=list)  # e.g. merged parts ran different versions
 
     def scores(self, task: str) -> dict[str, dict[int, float]]:
         """Test scores by baseline and seed; runs without one (every candidate failed) are left out
@@ -60,8 +61,36 @@ class Comparison:
         return out
 
 
+def _problem(t) -> Problem:
+    try:
+        return TASKS.get(t.name)(**t.options)
+    except (TypeError, ValueError) as e:
+        opts = f" with options {t.options}" if t.options else ""
+        raise ConfigError(f"task {t.name!r}{opts}: {' '.join(str(e).split())}") from None
+
+
+def _check_space(cfg: RunConfig, problem: Problem, kind: str) -> None:
+    """Build the ``kind`` space of ``problem`` once with the configured options (one line if bad)."""
+    from evobench.spaces import make_space
+
+    opts = cfg.spaces.get(kind, {})
+    try:
+        make_space(kind, problem, cfg.seeds[0], **opts)
+    except SpaceError as e:
+        raise ConfigError(f"task {problem.name!r}: {e}") from None
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ConfigError(f"spaces.{kind} {opts}: {' '.join(str(e).split())}") from None
+
+
 def plan(cfg: RunConfig) -> tuple[list[Pair], list[tuple[str, str, str]]]:
-    """Resolve tasks and baselines; the space each pair searches; pairs skipped and why."""
+    """Resolve tasks and baselines; the space each pair searches; pairs skipped and why.
+
+    Everything that can be checked without running is checked here, before the first evaluation:
+    task options (the factory is called), space options (each (task, space) is built once), and
+    what each baseline needs from a task (``Baseline.needs``: descriptors, a sampler, ...). A pair
+    the user named that cannot run is a :class:`ConfigError`; under ``baselines: all`` it is
+    skipped and listed with the reason.
+    """
     from evobench.spaces import check_space_options
 
     for kind, opts in cfg.spaces.items():
@@ -73,23 +102,23 @@ def plan(cfg: RunConfig) -> tuple[list[Pair], list[tuple[str, str, str]]]:
         raise ConfigError("baselines: two entries share a name; give one a distinct 'label'")
     pairs, skipped, names = [], [], set()
     for t in cfg.tasks:
-        try:
-            problem = TASKS.get(t.name)(**t.options)
-        except TypeError as e:
-            raise ConfigError(f"task {t.name!r}: bad options {t.options} ({e})") from None
+        problem = _problem(t)
         if problem.name in names:
             raise ConfigError(f"tasks: {problem.name!r} is listed twice")
         names.add(problem.name)
+        checked: set[str] = set()
         for s in specs:
             cls = BASELINES.get(s.name)
-            kind = problem.pick_space(cls.spaces)
+            kind, why = problem.choose_space(cls)
             if kind is None:
-                why = (f"baseline {s.name!r} searches {'/'.join(cls.spaces)} spaces; task {t.name!r} "
-                       f"offers {'/'.join(problem.space_kinds()) or 'none'}")
+                why = f"baseline {s.name!r} cannot run on task {problem.name!r}: {why}"
                 if explicit:
                     raise ConfigError(why)
-                skipped.append((t.name, s.display, why))
+                skipped.append((problem.name, s.display, why))
                 continue
+            if kind not in checked:
+                _check_space(cfg, problem, kind)
+                checked.add(kind)
             pairs.append(Pair(problem, s, kind))
     if not pairs:
         raise ConfigError("nothing to run: no baseline can search any of the tasks")
@@ -98,24 +127,33 @@ def plan(cfg: RunConfig) -> tuple[list[Pair], list[tuple[str, str, str]]]:
 
 def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: bool = True,
                    write: bool = True) -> Comparison:
+    """Plan, then run every (task, baseline, seed); each finished run is saved at once (see
+    :mod:`evobench.rundir`). Raises before anything runs when the plan or the output folder is bad."""
     from evobench.provenance import git_sha, package_versions, problem_provenance
     from evobench.spaces import make_space
 
+    pairs, skipped = plan(cfg)
+    rundir = None
+    if write:
+        try:
+            rundir = RunDir(cfg.out, cfg.name)
+        except OSError as e:
+            raise ConfigError(f"out: cannot write results to {cfg.out!r} ({' '.join(str(e).split())})") from None
     if cfg.threads:
         import torch
         torch.set_num_threads(cfg.threads)
     tracker = tracker or Tracker()
-    pairs, skipped = plan(cfg)
     comp = Comparison(cfg, skipped=skipped)
     t0 = time.perf_counter()
-    total = len(pairs) * len(cfg.seeds) * cfg.budget
-    bar = _progress(total, progress)
-    versions, sha = package_versions(), git_sha()
-    tracker.start_comparison(cfg.name, params=cfg.model_dump(mode="json"),
-                             tags={"git_sha": sha, **{
-                                 f"version.{k}": v for k, v in versions.items()}})
+    bar = _progress(len(pairs) * len(cfg.seeds) * cfg.budget, progress)
+    comp.environment = {"git_sha": git_sha(), "versions": package_versions()}
+    sha = comp.environment["git_sha"]
     status = "FAILED"
     try:
+        if rundir is not None:
+            rundir.write_config({"config": cfg.model_dump(mode="json"), "environment": comp.environment})
+        tracker.start_comparison(cfg.name, params=cfg.model_dump(mode="json"), tags={"git_sha": sha, **{
+            f"version.{k}": v for k, v in comp.environment["versions"].items()}})
         provenance = {p.problem.name: problem_provenance(p.problem) for p in pairs}
         for pair in pairs:
             prov = provenance[pair.problem.name]
@@ -132,25 +170,40 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                 run_status = "FAILED"
                 try:
                     res = run_one(pair.problem, cls(bcfg), space, cfg.budget, seed, label=pair.spec.display,
-                                  on_step=bar.update)
+                                  on_step=bar.update, keep_state=rundir is not None and cfg.save_best_model)
+                    if rundir is not None:
+                        _save_run(rundir, res, prov)
                     _log_run(tracker, res)
                     run_status = "FINISHED"
+                except KeyboardInterrupt:
+                    run_status = "KILLED"
+                    raise
                 finally:
                     tracker.end_run(run_status)
+                res.best_state = None  # saved; memory must not grow with the number of runs
                 comp.results.append(res)
         tasks = dict.fromkeys(r.task for r in comp.results)
         comp.tables = {t: compare_to_best(comp.scores(t)) for t in tasks if comp.scores(t)}
         comp.wall_time = time.perf_counter() - t0
-        if write:
-            comp.out_dir = _write(comp, tracker)
+        if rundir is not None:
+            comp.out_dir = _write(comp, tracker, rundir)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
         bar.close()
+        if status != "FINISHED" and rundir is not None:
+            comp.out_dir = rundir.abandon()
         tracker.end_comparison(status)
     return comp
+
+
+def _save_run(rundir: RunDir, r: RunResult, provenance: dict[str, str]) -> None:
+    meta = {"task": r.task, "baseline": r.baseline, "seed": str(r.seed), "space": r.space,
+            **{k: v for k, v in provenance.items() if k.startswith("model_")}}
+    r.record = rundir.add_run(r.baseline, r.task, r.seed, r.summary(),
+                              {"fitness": r.values, "test_scores": r.test_scores}, r.best_state, meta)
 
 
 def _log_run(tracker: Tracker, r: RunResult) -> None:
@@ -167,36 +220,28 @@ def _log_run(tracker: Tracker, r: RunResult) -> None:
         "recommended_search_fitness": r.recommended_search, "evaluations": r.evaluations,
         "failed_candidates": r.failed, "forward_examples": r.forward_examples, "wall_time_s": r.wall_time,
         **{f"test_{k}": v for k, v in r.test_metrics.items()}}.items() if _finite(v)}, step=r.evaluations)
-    tracker.log_dict(r.recipe, "best_recipe.json")
+    tracker.log_dict(nan_to_none(r.recipe), "best_recipe.json")
+    if r.errors:
+        tracker.log_dict({"failed": r.failed, "first_distinct_errors": r.errors}, "failures.json")
 
 
 def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
 
 
-def _write(comp: Comparison, tracker: Tracker) -> Path:
+def _write(comp: Comparison, tracker: Tracker, rundir: RunDir) -> Path:
     from evobench.plotting import plot_curves
     from evobench.report import format_table, results_json
 
-    out_root = Path(comp.config.out)
-    out_root.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    final = out_root / f"{comp.config.name}-{stamp}"
-    tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=out_root))
-    try:
-        curves: dict[str, dict[str, list]] = {}
-        for r in comp.results:
-            curves.setdefault(r.task, {}).setdefault(r.baseline, []).append(r.best_curve())
-        plot_curves(curves, tmp / "curves.png", title=comp.config.name)
-        (tmp / "results.json").write_text(json.dumps(results_json(comp), indent=2, default=json_default))
-        (tmp / "table.txt").write_text(format_table(comp))
-        tracker.log_artifact(str(tmp / "curves.png"))
-        tracker.log_artifact(str(tmp / "results.json"))
-        tracker.log_artifact(str(tmp / "table.txt"))
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    curves: dict[str, dict[str, list]] = {}
+    for r in comp.results:
+        curves.setdefault(r.task, {}).setdefault(r.baseline, []).append(r.best_curve())
+    plot_curves(curves, rundir.path / "curves.png", title=comp.config.name)
+    write_text(rundir.path / "table.txt", format_table(comp))
+    write_json(rundir.path / "results.json", results_json(comp))  # last: its presence marks completion
+    final = rundir.finish()
+    for f in ("curves.png", "results.json", "table.txt"):
+        tracker.log_artifact(str(final / f))
     return final
 
 

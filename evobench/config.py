@@ -5,6 +5,7 @@ Every validation error becomes a one-line :class:`ConfigError` that names the fi
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,49 @@ class BaselineSpec(_Frozen):
         return self.label or self.name
 
 
+MAX_SEED = 2**63  # seeds are 0 <= s < 2**63 (numpy and torch generators take them as they are)
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=,@-]{0,119}")
+
+
+def parse_seeds(v: Any) -> list[int]:
+    """Seeds from a YAML value or a CLI string: ``[0, 1]``, ``7``, ``"0,1,2"``, ``"42-46"`` (inclusive)
+    or a mix such as ``"0,5-7"``. Every seed is an integer with 0 <= s < 2**63; ``"5-3"`` is an error."""
+    items = [v] if isinstance(v, int | str) and not isinstance(v, bool) else v
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"seeds must be a list of integers or a string like '0,1,2' or '42-46', got {v!r}")
+    out: list[int] = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int | str):
+            raise ValueError(f"seed {item!r} is not an integer")
+        parts = [item] if isinstance(item, int) else [s.strip() for s in item.split(",")]
+        for part in parts:
+            if isinstance(part, int):
+                out.append(part)
+                continue
+            if not part:
+                if isinstance(item, str) and item.strip() and "," in item:
+                    continue  # "0,1," : a trailing comma
+                raise ValueError(f"seeds: empty entry in {v!r}")
+            lo, sep, hi = part.partition("-") if not part.startswith("-") else (part, "", "")
+            try:
+                lo_i, hi_i = (int(lo), int(hi)) if sep else (int(part), int(part))
+            except ValueError:
+                raise ValueError(f"seeds must look like '0,1,2' or '42-46', got {part!r}") from None
+            if lo_i > hi_i:
+                raise ValueError(f"seed range {part!r} is empty (its start is above its end)")
+            if hi_i - lo_i >= 100_000:
+                raise ValueError(f"seed range {part!r} holds more than 100,000 seeds")
+            out += list(range(lo_i, hi_i + 1))
+    bad = [s for s in out if not 0 <= s < MAX_SEED]
+    if bad:
+        raise ValueError(f"seed {bad[0]} is out of range: seeds must satisfy 0 <= seed < 2**63")
+    if not out:
+        raise ValueError("give at least one seed")
+    if len(set(out)) != len(out):
+        raise ValueError("seeds must be distinct")
+    return out
+
+
 def _spec_list(v: Any, key: str) -> Any:
     if isinstance(v, str):
         v = [s.strip() for s in v.split(",") if s.strip()]
@@ -70,11 +114,12 @@ def _spec_list(v: Any, key: str) -> Any:
 class RunConfig(_Frozen):
     """A head-to-head comparison: every baseline on every task, same budget, same seeds."""
 
-    name: str = "comparison"
+    name: str = "comparison"  # results folder and MLflow parent run; build_config names it after the tasks
     tasks: list[TaskSpec]
     baselines: list[BaselineSpec] | None = None  # None = every registered baseline that fits the task
     budget: int = Field(1000, gt=0, strict=True)  # strict: YAML `yes` is not a budget
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    save_best_model: bool = Field(True, strict=True)  # best_model.safetensors per run (recipe spaces too)
     tracking_uri: str | None = None  # None = sqlite:///./mlruns.db
     experiment: str = "evobench"
     out: str = "evobench-results"
@@ -96,15 +141,14 @@ class RunConfig(_Frozen):
     @field_validator("seeds", mode="before")
     @classmethod
     def _seeds(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            v = [int(s) for s in v.split(",") if s.strip()]
-        return v
+        return parse_seeds(v)
 
-    @field_validator("seeds")
+    @field_validator("name")
     @classmethod
-    def _distinct(cls, v: list[int]) -> list[int]:
-        if len(set(v)) != len(v):
-            raise ValueError("seeds must be distinct")
+    def _name(cls, v: str) -> str:
+        if not _NAME_RE.fullmatch(v):
+            raise ValueError(f"{v!r} is not usable as a folder name: use letters, digits and . _ + = , @ - "
+                             "(no path separators, no leading dot, at most 120 characters)")
         return v
 
     @field_validator("tasks")
@@ -186,9 +230,29 @@ def load_preset(name: str) -> dict[str, Any]:
 
 
 def build_config(preset: str | None = None, config_file: str | None = None, **overrides: Any) -> RunConfig:
-    """Preset, then config file, then non-None overrides (CLI flags), validated once."""
+    """Preset, then config file, then non-None overrides (CLI flags), validated once.
+
+    Without a config file the ``default`` preset applies. The comparison's name is, in order: the
+    ``name`` override, the config file's ``name``, the preset's name when the preset's tasks are run
+    unchanged, else the tasks' names joined by ``+`` (so a preset's name never labels other tasks).
+    """
     data: dict[str, Any] = load_preset(preset or "default") if preset or not config_file else {}
-    if config_file:
-        data.update(load_yaml(config_file))
+    preset_tasks = data.get("tasks")
+    file_data = load_yaml(config_file) if config_file else {}
+    data.update(file_data)
     data.update({k: v for k, v in overrides.items() if v is not None})
+    if overrides.get("name") is None and "name" not in file_data and data.get("tasks") != preset_tasks:
+        data.pop("name", None)
+        data["name"] = _tasks_name(data.get("tasks"))
     return validate(data)
+
+
+def _tasks_name(tasks: Any) -> str:
+    """``a+b+c`` from the tasks setting (a list of names/mappings or a comma string)."""
+    items = _spec_list(tasks, "tasks") if tasks is not None else []
+    names = [str(x.get("name", "")) if isinstance(x, dict) else str(x) for x in items] if isinstance(items, list) else []
+    names = [n for n in names if n]
+    if not names:
+        return "comparison"
+    text = "+".join(names)
+    return text if len(text) <= 100 else f"{names[0]}+{len(names) - 1}-more"

@@ -13,6 +13,16 @@ from typing import Any
 from evobench.models.base import BlockStack, ModelPool
 from evobench.task import Task
 
+# What a baseline may need from a problem (``Baseline.needs``), and how to say it in an error.
+NEEDS = {
+    "descriptors": "behaviour descriptors (Task.descriptor_names)",
+    "scores": "per-example scores",
+    "sampler": "a sampler of fresh models (evolution from scratch)",
+    "base": "a base model (the shared ancestor of the sources)",
+    "sources>=2": "two or more source models",
+    "two-starting-models": "exactly two starting models",
+}
+
 
 @dataclass
 class Problem:
@@ -35,3 +45,35 @@ class Problem:
         """The first of a baseline's preferred space kinds this problem offers (None if none)."""
         have = self.space_kinds()
         return next((k for k in wanted if k in have), None)
+
+    def provides(self) -> set[str]:
+        """What this problem offers a baseline (the vocabulary of :data:`NEEDS`)."""
+        pool, have = self.pool, {"scores"}
+        if self.task.descriptor_names:
+            have.add("descriptors")
+        if pool.sampler is not None:
+            have.add("sampler")
+        if pool.base is not None:
+            have.add("base")
+        if len(pool.sources) >= 2:
+            have.add("sources>=2")
+        if (len(pool.sources) if pool.sources else (pool.n_start if pool.sampler is not None else 0)) == 2:
+            have.add("two-starting-models")
+        return have
+
+    def choose_space(self, baseline: type) -> tuple[str | None, str]:
+        """The first of ``baseline.spaces`` this problem offers whose needs it meets, or ``(None, why)``."""
+        offered, have = self.space_kinds(), self.provides()
+        reasons = []
+        for kind in baseline.spaces:
+            if kind not in offered:
+                continue
+            missing = [n for n in baseline.requirements(kind) if n not in have]
+            if not missing:
+                return kind, ""
+            reasons.append(f"in a {kind} space it needs {', '.join(NEEDS[n] for n in missing)}, "
+                           "which the task does not provide")
+        if not reasons:
+            return None, (f"it searches {'/'.join(baseline.spaces)} spaces; the task offers "
+                          f"{'/'.join(offered) or 'none'}")
+        return None, "; ".join(reasons)

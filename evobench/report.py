@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,13 @@ def format_table(comp) -> str:
             lines.append(f"{name:<22}{r['space']:<8}{test:>18}{_fmt_p(r['p_holm']):>11}"
                          f"{100 * r['search_mean']:>13.2f}{r['evaluations']:>8}{r['failed']:>8}"
                          f"{r['wall_s_per_seed']:>13.1f}")
+        for base in dict.fromkeys(r.baseline for r in comp.results if r.task == task):
+            runs = [r for r in comp.results if r.task == task and r.baseline == base]
+            n_failed = sum(r.failed for r in runs)
+            msgs = list(dict.fromkeys(m for r in runs for m in r.errors))
+            if n_failed and msgs:
+                more = f" (+{len(msgs) - 1} other message{'s' if len(msgs) > 2 else ''})" if len(msgs) > 1 else ""
+                lines.append(f"  {base}: {n_failed} failed: {msgs[0]}{more}")
         scored = {r["baseline"] for r in rows}
         for base in dict.fromkeys(r.baseline for r in comp.results if r.task == task and r.baseline not in scored):
             failed = sum(r.failed for r in comp.results if r.task == task and r.baseline == base)
@@ -56,46 +64,139 @@ def format_table(comp) -> str:
 
 
 def results_json(comp) -> dict[str, Any]:
-    return {
+    """The comparison as strict JSON data: config, environment, tables, every run's summary."""
+    from evobench.jsonio import nan_to_none
+
+    return nan_to_none({
         "config": comp.config.model_dump(mode="json"),
+        "environment": comp.environment,
         "wall_time_s": comp.wall_time,
         "tables": {t: task_rows(comp, t) for t in comp.tables},
         "runs": [r.summary() for r in comp.results],
         "skipped": [{"task": t, "baseline": b, "reason": w} for t, b, w in comp.skipped],
-    }
+    })
+
+
+def _read_part(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], Path]:
+    """(results-or-config data, run summaries, folder) of one results folder or results.json."""
+    from evobench.config import ConfigError
+    from evobench.jsonio import loads
+
+    if path.is_dir() and not (path / "results.json").exists():
+        # an incomplete comparison: its config and the runs that finished
+        files = sorted((path / "runs").glob("*/run.json"))
+        if not (path / "config.json").exists() or not files:
+            raise ConfigError(f"{str(path)!r} holds neither results.json nor finished runs of a comparison")
+        try:
+            data = loads((path / "config.json").read_text(encoding="utf-8"))
+            runs = [loads(f.read_text(encoding="utf-8")) for f in files]
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{str(path)!r}: unreadable record ({type(e).__name__}: {e})") from None
+        return data, runs, path
+    f = path / "results.json" if path.is_dir() else path
+    try:
+        data = loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{str(f)!r} is not an evobench results file ({type(e).__name__}: {e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), list) or "config" not in data:
+        raise ConfigError(f"{str(f)!r} is not an evobench results file (no 'config' and 'runs')")
+    return data, data["runs"], f.parent
+
+
+def _same_protocol(first, cfg, where: str) -> None:
+    """Refuse to merge comparisons run under different budgets, task options or space options."""
+    from evobench.config import ConfigError
+
+    if cfg.budget != first.budget:
+        raise ConfigError(f"{where}: budget {cfg.budget} differs from {first.budget} of the first part; "
+                          "comparisons at different budgets cannot be merged")
+    if cfg.spaces != first.spaces:
+        raise ConfigError(f"{where}: space options {cfg.spaces} differ from {first.spaces} of the first part")
+    opts = {t.name: t.options for t in first.tasks}
+    for t in cfg.tasks:
+        if t.name in opts and opts[t.name] != t.options:
+            raise ConfigError(f"{where}: task {t.name!r} options {t.options} differ from {opts[t.name]} "
+                              "of the first part")
 
 
 def load_comparison(paths) -> Any:
-    """Merge finished comparisons (result folders or their ``results.json``), e.g. the parts of one
-    preset run in parallel processes, and recompute the statistics over all their runs."""
-    import json
-    from pathlib import Path
+    """Merge finished comparisons (result folders, their ``results.json``, or ``.incomplete`` folders'
+    finished runs), e.g. the parts of one preset run in parallel processes, and recompute the
+    statistics over all their runs.
+
+    Refused (one-line :class:`~evobench.config.ConfigError`): a malformed record; parts with another
+    budget, other task or space options; a (task, baseline, seed) run twice; baselines of one task
+    whose seed sets differ (a paired test needs the same seeds). Different package versions or code
+    revisions are allowed and listed in ``Comparison.warnings``.
+    """
+    from pydantic import ValidationError
 
     from evobench.compare import Comparison
     from evobench.config import ConfigError, RunConfig
+    from evobench.rundir import load_array
     from evobench.runner import RunResult
     from evobench.stats import compare_to_best
 
-    comp, seen = None, set()
+    comp, seen, envs = None, set(), {}
     for p in paths:
-        f = Path(p) / "results.json" if Path(p).is_dir() else Path(p)
+        data, runs, folder = _read_part(Path(p))
+        where = str(p)
         try:
-            data = json.loads(f.read_text(encoding="utf-8"))
-            runs = data["runs"]
             cfg = RunConfig.model_validate(data["config"])
-        except (OSError, ValueError, KeyError) as e:
-            raise ConfigError(f"{str(f)!r} is not an evobench results file ({type(e).__name__}: {e})") from None
-        comp = comp or Comparison(cfg)
-        for r in runs:
-            key = (r["task"], r["baseline"], r["seed"])
+        except (ValidationError, KeyError, TypeError) as e:
+            raise ConfigError(f"{where}: its config is not valid ({' '.join(str(e).split())[:200]})") from None
+        if comp is None:
+            comp = Comparison(cfg, environment=data.get("environment") or {})
+        else:
+            _same_protocol(comp.config, cfg, where)
+        envs[where] = data.get("environment") or {}
+        for i, r in enumerate(runs):
+            try:
+                key = (r["task"], r["baseline"], r["seed"])
+                rec = folder / r["record"] if r.get("record") else None
+                run = RunResult.from_summary(
+                    r, load_array(rec, "fitness") if rec else None, load_array(rec, "test_scores") if rec else None)
+            except (KeyError, TypeError, ValueError, OSError) as e:
+                raise ConfigError(f"{where}: run {i} is not a valid run record ({type(e).__name__}: {e})") from None
             if key in seen:
-                raise ConfigError(f"{str(f)!r}: run {key} appears in more than one results file")
+                raise ConfigError(f"{where}: run {key} appears in more than one results file")
             seen.add(key)
-            comp.results.append(RunResult(**r))
+            comp.results.append(run)
         comp.skipped += [(s["task"], s["baseline"], s["reason"]) for s in data.get("skipped", [])]
-        comp.wall_time += float(data.get("wall_time_s", 0.0))
+        comp.wall_time += float(data.get("wall_time_s") or 0.0)
     if comp is None:
         raise ConfigError("report: give at least one results folder")
+    _check_seeds(comp)
+    comp.warnings += _version_warnings(envs)
     tasks = dict.fromkeys(r.task for r in comp.results)
     comp.tables = {t: compare_to_best(comp.scores(t)) for t in tasks if comp.scores(t)}
     return comp
+
+
+def _check_seeds(comp) -> None:
+    from evobench.config import ConfigError
+
+    for task in dict.fromkeys(r.task for r in comp.results):
+        seeds: dict[str, set[int]] = {}
+        for r in comp.results:
+            if r.task == task:
+                seeds.setdefault(r.baseline, set()).add(r.seed)
+        sets = {b: tuple(sorted(s)) for b, s in seeds.items()}
+        if len(set(sets.values())) > 1:
+            (b1, s1), (b2, s2) = next((x, y) for x in sets.items() for y in sets.items() if x[1] != y[1])
+            raise ConfigError(f"task {task!r}: baseline {b1!r} ran seeds {list(s1)} but {b2!r} ran {list(s2)}; "
+                              "merged parts must give every baseline the same seeds")
+
+
+def _version_warnings(envs: dict[str, dict]) -> list[str]:
+    out, first = [], None
+    for where, env in envs.items():
+        versions = {**(env.get("versions") or {}), "git": env.get("git_sha", "")}
+        if first is None:
+            first = (where, versions)
+            continue
+        diff = sorted(k for k in set(versions) | set(first[1]) if versions.get(k) != first[1].get(k))
+        if diff:
+            out.append(f"{where} ran other versions than {first[0]}: " + ", ".join(
+                f"{k} {first[1].get(k) or '?'} vs {versions.get(k) or '?'}" for k in diff))
+    return out

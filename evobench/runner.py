@@ -17,6 +17,7 @@ import numpy as np
 from evobench.baseline import Baseline
 from evobench.errors import StartError, candidate_failures, describe
 from evobench.evaluation import Evaluation
+from evobench.jsonio import nan_to_none, none_to_nan
 from evobench.problem import Problem
 from evobench.spaces.base import MergeSpace
 from evobench.task import SEARCH, TEST, Task, TaskResult
@@ -44,6 +45,9 @@ class RunResult:
     values: np.ndarray = field(default_factory=lambda: np.zeros(0))  # fitness per evaluation (NaN = failed)
     start_best: float = float("nan")  # best starting model (step 0 of the curve)
     test_result: TaskResult | None = None
+    best_state: dict | None = None  # the recommended model's weights, when the space gives a state dict
+    test_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per-example, test split
+    record: str = ""  # the run's folder inside the results folder, once saved
     errors: list[str] = field(default_factory=list)  # the first MAX_ERRORS distinct failure messages
 
     def note_errors(self, messages) -> None:
@@ -59,11 +63,31 @@ class RunResult:
         best[~np.isfinite(best)] = np.nan
         return np.arange(v.size), best
 
+    SUMMARY = ("task", "baseline", "baseline_name", "seed", "space", "budget", "evaluations", "failed",
+               "forward_examples", "wall_time", "best_search", "recommended_search", "test_score", "start_best",
+               "test_metrics", "recipe", "errors", "record")
+
     def summary(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (
-            "task", "baseline", "baseline_name", "seed", "space", "budget", "evaluations", "failed",
-            "forward_examples", "wall_time", "best_search", "recommended_search", "test_score",
-            "test_metrics", "recipe", "errors")}
+        """The run as strict-JSON-ready data (missing scores are None); arrays are stored apart."""
+        return nan_to_none({k: getattr(self, k) for k in self.SUMMARY})
+
+    @classmethod
+    def from_summary(cls, data: dict[str, Any], values: np.ndarray | None = None,
+                     test_scores: np.ndarray | None = None) -> RunResult:
+        """Rebuild a run from :meth:`summary` (and its arrays); unknown or missing keys are errors."""
+        unknown = sorted(set(data) - set(cls.SUMMARY))
+        missing = sorted({"task", "baseline", "baseline_name", "seed", "space", "budget"} - set(data))
+        if unknown or missing:
+            raise ValueError(f"run record has unknown keys {unknown} / lacks keys {missing}")
+        floats = ("wall_time", "best_search", "recommended_search", "test_score", "start_best")
+        kw = {k: (none_to_nan(v) if k in floats else v) for k, v in data.items()}
+        kw["test_metrics"] = {k: none_to_nan(v) for k, v in (data.get("test_metrics") or {}).items()}
+        r = cls(**kw)
+        if values is not None:
+            r.values = np.asarray(values, dtype=float)
+        if test_scores is not None:
+            r.test_scores = np.asarray(test_scores, dtype=float)
+        return r
 
 
 def score_candidate(space: MergeSpace, task: Task, x: np.ndarray, split: str = SEARCH) -> TaskResult | str:
@@ -117,8 +141,12 @@ def baseline_config(cls: type[Baseline], user: dict[str, Any], problem: Problem)
 
 
 def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int, seed: int,
-            label: str | None = None, on_step=None) -> RunResult:
-    """Run ``baseline`` (already constructed) on ``space`` for exactly ``budget`` evaluations."""
+            label: str | None = None, on_step=None, keep_state: bool = False) -> RunResult:
+    """Run ``baseline`` (already constructed) on ``space`` for exactly ``budget`` evaluations.
+
+    ``keep_state``: also keep the recommended model's weights (``RunResult.best_state``) when the
+    space can give them as a state dict.
+    """
     task = problem.task
     res = RunResult(task=problem.name, baseline=label or baseline.name, baseline_name=baseline.name,
                     seed=seed, space=space.kind, budget=budget)
@@ -158,6 +186,9 @@ def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int
         res.test_result = task.evaluate(model, TEST)
         res.test_score = float(res.test_result.primary)
         res.test_metrics = dict(res.test_result.metrics)
+        res.test_scores = np.asarray(res.test_result.scores, dtype=float)
+        if keep_state:
+            res.best_state = space.state_dict(rec)
         res.forward_examples += search.n_forward + res.test_result.n_forward
     res.wall_time = time.perf_counter() - t0
     return res

@@ -122,7 +122,15 @@ def _exit_status(exc_type: type[BaseException] | None) -> str:
 
 
 class Tracker:
-    """The tracking contract; this base class does nothing (it is also :class:`NullTracker`)."""
+    """The tracking contract; this base class does nothing (it is also :class:`NullTracker`).
+
+    Trackers are found through ``evobench.registry.TRACKERS`` (``--tracker NAME``) and constructed
+    as ``cls(tracking_uri=..., experiment=...)``; a tracker that cannot work must raise
+    :class:`TrackingError` there, before anything runs.
+    """
+
+    def __init__(self, tracking_uri: str | None = None, experiment: str = "evobench") -> None:
+        self.experiment = experiment
 
     def start_comparison(self, name: str, params: Mapping[str, Any] | None = None,
                          tags: Mapping[str, Any] | None = None) -> None:
@@ -190,7 +198,7 @@ class Tracker:
 
 
 class NullTracker(Tracker):
-    """Tracks nothing (tests, dry runs)."""
+    """Tracks nothing (tests, dry runs, --no-tracking)."""
 
 
 class MLflowTracker(Tracker):
@@ -294,7 +302,9 @@ class MLflowTracker(Tracker):
         self._log_metrics([(k, v, step or 0) for k, v in metrics.items()])
 
     def log_dict(self, obj, artifact_file) -> None:
-        self.log_text(json.dumps(obj, indent=2, sort_keys=True, default=str), artifact_file)
+        from evobench.jsonio import dumps, nan_to_none
+
+        self.log_text(dumps(nan_to_none(obj), sort_keys=True), artifact_file)
 
     def log_text(self, text, artifact_file) -> None:
         folder, _, fname = artifact_file.rstrip("/").rpartition("/")

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -22,13 +23,30 @@ def run_cli(args, capsys):
     return code, out.out, out.err
 
 
+EVOBENCH = Path(sys.executable).parent / "evobench"  # the console script pip installed
+
+
 def test_help_from_the_installed_entry_point():
-    for args in (["--help"], ["run", "--help"], ["list", "--help"], ["compare", "--help"]):
-        p = subprocess.run([sys.executable, "-m", "evobench.cli", *args], capture_output=True, text=True)
+    assert EVOBENCH.exists(), f"the evobench console script is not installed beside {sys.executable}"
+    for args in (["--help"], ["run", "--help"], ["list", "--help"], ["compare", "--help"], ["report", "--help"]):
+        p = subprocess.run([str(EVOBENCH), *args], capture_output=True, text=True)
         assert p.returncode == 0 and "usage: evobench" in p.stdout
-    p = subprocess.run([sys.executable, "-m", "evobench.cli", "run", "--help"], capture_output=True, text=True)
-    for flag in ("--tasks", "--baselines", "--budget", "--seeds", "--tracking-uri", "--out", "--preset"):
+    p = subprocess.run([str(EVOBENCH), "run", "--help"], capture_output=True, text=True)
+    for flag in ("--tasks", "--baselines", "--budget", "--seeds", "--tracking-uri", "--out", "--preset", "--tracker"):
         assert flag in p.stdout
+
+
+def test_installed_script_runs_and_fails_with_one_line(tmp_path):
+    """The console script end to end: a tiny run writes results; bad seeds exit 2 with one line."""
+    out = tmp_path / "o"
+    p = subprocess.run([str(EVOBENCH), *SMALL[:-1], "--budget", "6", "--seeds", "0", "--no-tracking",
+                        "--no-progress", "--out", str(out), "--name", "script"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    (folder,) = out.iterdir()
+    assert folder.name.startswith("script-") and (folder / "results.json").exists()
+    p = subprocess.run([str(EVOBENCH), *SMALL, "--seeds=-1", "--no-tracking", "--out", str(out)],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "2**63" in p.stderr
 
 
 def test_list_names_everything(capsys):
@@ -86,7 +104,7 @@ def test_small_run_writes_complete_results(capsys, tmp_path):
     assert len(res["tables"]["digits-specialists"]) == 2
 
 
-def test_interrupted_run_leaves_no_results(capsys, tmp_path, monkeypatch):
+def test_interrupted_run_keeps_finished_runs_but_no_results(capsys, tmp_path, monkeypatch):
     import evobench.compare as compare
 
     calls = []
@@ -100,8 +118,14 @@ def test_interrupted_run_leaves_no_results(capsys, tmp_path, monkeypatch):
     real = compare.run_one
     monkeypatch.setattr(compare, "run_one", boom)
     code, _, err = run_cli([*SMALL, "--no-tracking", "--out", str(tmp_path / "out")], capsys)
-    assert code == 130 and "no results written" in err
+    assert code == 130 and "no complete results written" in err
     assert not any((tmp_path / "out").glob("*/results.json"))
+    (kept,) = (tmp_path / "out").iterdir()
+    assert kept.name.endswith(".incomplete") and str(kept) in err
+    (run,) = (kept / "runs").iterdir()  # the one run that finished before the interrupt, whole
+    assert {f.name for f in run.iterdir()} == {"run.json", "fitness.npy", "test_scores.npy", "best_model.safetensors"}
+    code, out, _ = run_cli(["report", str(kept)], capsys)
+    assert code == 0 and "random-search" in out and "cmaes-ps" not in out
 
 
 def test_bad_space_option_fails_before_running(capsys, tmp_path):

@@ -192,8 +192,8 @@ def test_yaml_file_loading(tmp_path):
     assert [t.name for t in cfg.tasks] == ["digits-specialists"]
     assert cfg.budget == 17 and cfg.seeds == [5, 6]
     assert [b.name for b in cfg.baselines] == ["random-search"]
-    # a file alone is not layered onto the default preset: its name is the model default
-    assert cfg.name == "comparison"
+    # a file alone is not layered onto the default preset; with no name it is named after its tasks
+    assert cfg.name == "digits-specialists"
 
 
 def test_overrides_win_over_file_over_preset(tmp_path):

@@ -8,7 +8,6 @@ vector, because SLERP, split points and Gaussian mutation are defined in paramet
 from __future__ import annotations
 
 import hashlib
-import json
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -41,6 +40,11 @@ class MergeSpace(ABC):
     def build(self, x: np.ndarray) -> Any:
         """Genome -> runnable model, in memory. Deterministic: same genome, same model."""
 
+    def state_dict(self, x: np.ndarray) -> dict[str, Any] | None:
+        """The weights of genome ``x``'s model as a state dict, or None when the model is not one
+        (e.g. a layer path over several models: its recipe is then the complete record)."""
+        return None
+
     def sample(self, rng: np.random.Generator, k: int) -> np.ndarray:
         """``k`` genomes from the space's prior (uniform over the box for recipe spaces)."""
         return rng.uniform(self.lower, self.upper, size=(k, self.dim))
@@ -59,7 +63,9 @@ class MergeSpace(ABC):
         return x
 
     def recipe_json(self, x: np.ndarray) -> str:
-        return json.dumps(self.decode(np.asarray(x, dtype=float)), sort_keys=True, default=json_default)
+        from evobench.jsonio import dumps
+
+        return dumps(self.decode(np.asarray(x, dtype=float)), indent=None, sort_keys=True)
 
     def genome_hash(self, x: np.ndarray) -> str:
         return hashlib.sha256(np.ascontiguousarray(x, dtype=np.float64).tobytes()).hexdigest()[:16]
@@ -67,12 +73,3 @@ class MergeSpace(ABC):
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "dim": self.dim,
                 "segments": {k: [s.start, s.stop] for k, s in self.segments.items()}}
-
-
-def json_default(o: Any) -> Any:
-    """``json.dumps(default=...)`` for numpy arrays and scalars."""
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")

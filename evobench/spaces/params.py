@@ -48,3 +48,6 @@ class ParamSpace(MergeSpace):
 
     def build(self, x: np.ndarray):
         return self.family.build(self.state(x))
+
+    def state_dict(self, x: np.ndarray) -> dict[str, torch.Tensor]:
+        return self.state(x)

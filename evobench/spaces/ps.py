@@ -86,3 +86,6 @@ class PSSpace(MergeSpace):
 
     def build(self, x: np.ndarray):
         return self.family.build(self.merged_state(x))
+
+    def state_dict(self, x: np.ndarray) -> dict[str, torch.Tensor]:
+        return self.merged_state(x)

@@ -1,0 +1,123 @@
+"""The results folder of a comparison, written so that a failure loses one run, not the comparison.
+
+Layout of ``<out>/<name>-<UTC time>/``::
+
+    config.json            the validated run configuration (written first)
+    runs/<NNN>-<label>-<task>-seed<S>/
+        run.json           the run's summary: scores, budget, failures, recipe, environment
+        fitness.npy        search fitness of every evaluation, in order (NaN = failed candidate)
+        test_scores.npy    per-example scores of the recommended model on the test split
+        best_model.safetensors   the recommended model's weights (when the space gives a state dict)
+    results.json table.txt curves.png   written when the comparison completes
+
+While the comparison runs, the folder is ``<out>/.<name>-<time>.partial-XXXX``; each run's files are
+written into a temporary sub-folder and renamed into ``runs/`` when complete, so ``runs/`` only ever
+holds whole runs. On success the folder is renamed to ``<name>-<time>``; if the comparison fails or
+is interrupted it is renamed to ``<name>-<time>.incomplete`` (no ``results.json``), and
+``evobench report`` can still read its finished runs. Final names never collide: a name already
+taken gets ``-2``, ``-3``, ... (claimed with an atomic ``mkdir``).
+
+Only JSON, ``.npy`` (loaded with ``allow_pickle=False``) and safetensors are written: a shared
+results folder cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evobench.jsonio import write_json
+
+RUNS = "runs"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=@-]+")
+
+
+def check_writable(out: str | os.PathLike) -> Path:
+    """Create ``out`` if needed and check that files can be written there (OSError otherwise)."""
+    root = Path(out).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root} is not a folder")
+    probe = tempfile.NamedTemporaryFile(dir=root, prefix=".evobench-write-test-", delete=True)
+    probe.close()
+    return root
+
+
+def _claim(root: Path, stem: str, suffix: str = "") -> Path:
+    """An unused folder ``root/stem[-k]suffix``, created empty (mkdir is atomic: no two claims collide)."""
+    for k in range(1, 10_000):
+        path = root / f"{stem}{'' if k == 1 else f'-{k}'}{suffix}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free results folder name for {stem!r} in {root}")
+
+
+class RunDir:
+    """A comparison's results folder while it is being written."""
+
+    def __init__(self, out: str | os.PathLike, name: str) -> None:
+        self.root = check_writable(out)
+        self.stem = f"{name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        self.path = Path(tempfile.mkdtemp(prefix=f".{self.stem}.partial-", dir=self.root))
+        (self.path / RUNS).mkdir()
+        self.n_runs = 0
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        write_json(self.path / "config.json", config)
+
+    def add_run(self, label: str, task: str, seed: int, summary: dict[str, Any],
+                arrays: dict[str, np.ndarray], state: dict | None = None,
+                metadata: dict[str, str] | None = None) -> str:
+        """Write one finished run (summary JSON, arrays as .npy, optional safetensors state) atomically;
+        returns its folder relative to the results folder."""
+        self.n_runs += 1
+        name = _UNSAFE.sub("_", f"{self.n_runs:03d}-{label}-{task}-seed{seed}")[:150]
+        tmp = Path(tempfile.mkdtemp(prefix=".run-", dir=self.path / RUNS))
+        try:
+            for key, arr in arrays.items():
+                np.save(tmp / f"{key}.npy", np.asarray(arr), allow_pickle=False)
+            if state is not None:
+                from safetensors.torch import save_file
+
+                save_file({k: v.detach().contiguous().cpu() for k, v in state.items()},
+                          str(tmp / "best_model.safetensors"), metadata=metadata)
+            rel = f"{RUNS}/{name}"
+            write_json(tmp / "run.json", {**summary, "record": rel})
+            os.replace(tmp, self.path / RUNS / name)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return rel
+
+    def finish(self) -> Path:
+        """Rename to ``<name>-<time>`` (or ``-2``, ...) once every result file is written."""
+        final = _claim(self.root, self.stem)
+        os.replace(self.path, final)  # onto the empty claimed folder: atomic
+        self.path = final
+        return final
+
+    def abandon(self) -> Path | None:
+        """Keep finished runs as ``<name>-<time>.incomplete`` (None and removed when none finished)."""
+        if self.n_runs == 0:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return None
+        final = _claim(self.root, self.stem, ".incomplete")
+        os.replace(self.path, final)
+        self.path = final
+        return final
+
+
+def load_array(folder: Path, key: str) -> np.ndarray | None:
+    """A run's ``<key>.npy`` (no pickles), or None when the run has none."""
+    f = folder / f"{key}.npy"
+    return np.load(f, allow_pickle=False) if f.exists() else None
