@@ -131,12 +131,29 @@ def specialist_states(family_key: tuple, seed: int = 42, steps: int = 10, lr: fl
             init_a if shared_init else None)
 
 
+def _check(**options) -> None:
+    """Validate a setting's options (one-line ValueError naming the option) before building anything."""
+    positive_int = ("hidden", "n_blocks")
+    for k, v in options.items():
+        if k in positive_int + ("train_steps", "seed"):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"{k} must be an integer, got {v!r}")
+            low = 1 if k in positive_int else 0
+            if v < low or (k == "seed" and v >= 2**63):
+                raise ValueError(f"{k} must be {'a positive integer' if low else 'an integer >= 0'}"
+                                 f"{' below 2**63' if k == 'seed' else ''}, got {v}")
+        elif k in ("lr", "init_std"):
+            if isinstance(v, bool) or not isinstance(v, int | float) or not (0 < v < float("inf")):
+                raise ValueError(f"{k} must be a positive number, got {v!r}")
+
+
 def _family(key: tuple) -> ModelFamily:
     kind, *dims = key
     return MLPFamily(*dims) if kind == "mlp" else ResMLPFamily(*dims)
 
 
 def _specialists(key: tuple, name: str, seed: int, steps: int, lr: float, shared_init: bool) -> Problem:
+    _check(hidden=key[2], seed=seed, train_steps=steps, lr=lr, **({"n_blocks": key[4]} if key[0] == "res" else {}))
     family = _family(key)
     a, b, base = specialist_states(key, seed, steps, lr, shared_init)
     pool = ModelPool(family, sources=[("digits-0to4", a), ("digits-5to9", b)], base=base)
@@ -147,6 +164,7 @@ def _specialists(key: tuple, name: str, seed: int, steps: int, lr: float, shared
 
 def scratch(hidden: int = 256, init_std: float = 0.01) -> Problem:
     """Evolve 64-hidden-10 MLPs from scratch (fresh models N(0, init_std^2))."""
+    _check(hidden=hidden, init_std=init_std)
     family = MLPFamily(64, hidden, 10)
 
     def sampler(rng: np.random.Generator) -> State:
