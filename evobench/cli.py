@@ -71,12 +71,20 @@ def _list(what: str) -> None:
         return text[0] if text else ""
 
     def task_doc(name: str) -> str:
-        """The factory's docstring, else the docstring of the task class it returns (annotation)."""
+        """The factory's docstring, else that of the Task class defined beside it (no factory call:
+        building a problem may load models)."""
+        import inspect
+        import sys as _sys
+
+        from evobench.task import Task
+
         f = TASKS.get(name)
         if doc(f):
             return doc(f)
-        ret = getattr(f, "__annotations__", {}).get("return")
-        return doc(ret) if isinstance(ret, type) else ""
+        module = _sys.modules.get(getattr(f, "__module__", "") or "")
+        tasks = [c for _, c in inspect.getmembers(module, inspect.isclass)
+                 if issubclass(c, Task) and c is not Task and c.__module__ == module.__name__] if module else []
+        return next((doc(c) for c in tasks if doc(c)), "")
 
     sections = {
         "tasks": lambda: [(n, task_doc(n)) for n in TASKS.names()],

@@ -83,3 +83,22 @@ def test_map_elites_plans_on_any_classification_task():
         assert [p.spec.name for p in pairs] == ["map-elites"]
     finally:
         TASKS._entries.pop("digits-generic")
+
+
+def test_list_takes_the_task_class_docstring_when_the_factory_has_none(capsys, tmp_path, monkeypatch):
+    import sys
+
+    from evobench import cli
+
+    (tmp_path / "wine_like.py").write_text(
+        'from evobench.task import Task\n\n\nclass WineTask(Task):\n    """Wine cultivars from 13 chemical '
+        'measurements."""\n\n\ndef factory():\n    return None\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    TASKS.register("wine-like", "wine_like:factory")
+    try:
+        assert cli.main(["list", "tasks"]) == 0
+        line = next(ln for ln in capsys.readouterr().out.splitlines() if "wine-like" in ln)
+        assert line.split(None, 1)[1] == "Wine cultivars from 13 chemical measurements."
+    finally:
+        TASKS._entries.pop("wine-like")
+        sys.modules.pop("wine_like", None)

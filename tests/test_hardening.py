@@ -352,3 +352,32 @@ def test_ctrl_c_leaves_runs_killed_not_failed(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_comparison(cfg, tracker=tracker, progress=False)
     assert tracker.ended == [("run", "FINISHED"), ("run", "KILLED"), ("comparison", "KILLED")]
+
+
+def test_failure_messages_reach_the_tracker(tmp_path, monkeypatch):
+    from evobench.spaces.ps import PSSpace
+    from evobench.tracking import Tracker
+
+    class Recorder(Tracker):
+        def __init__(self):
+            super().__init__()
+            self.dicts = {}
+
+        def log_dict(self, obj, artifact_file):
+            self.dicts[artifact_file] = obj
+
+    real = PSSpace.build
+    calls = []
+
+    def every_other(self, x):
+        calls.append(1)
+        if len(calls) % 2 == 0:
+            raise CandidateError("no model for this recipe")
+        return real(self, x)
+
+    monkeypatch.setattr(PSSpace, "build", every_other)
+    rec = Recorder()
+    cfg = validate({"tasks": ["digits-specialists"], "baselines": ["random-search"], "budget": 6, "seeds": [0]})
+    comp = run_comparison(cfg, tracker=rec, progress=False, write=False)
+    assert comp.results[0].failed == 3
+    assert rec.dicts["failures.json"] == {"failed": 3, "first_distinct_errors": ["CandidateError: no model for this recipe"]}
