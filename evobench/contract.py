@@ -1,4 +1,7 @@
-"""The baseline contract suite, as a pytest mixin any method can run on itself.
+"""The contract suites, as pytest mixins any method or task can run on itself.
+
+:class:`BaselineContract` (here) checks a baseline; :class:`TaskContract` (defined in
+:mod:`evobench.task_contract`, re-exported here) checks a task factory.
 
 Usage (in a third party's test file)::
 
@@ -30,7 +33,10 @@ import pytest
 
 from evobench.baseline import Baseline, BaselineConfig, CallOrderError
 from evobench.spaces.base import SpaceError
+from evobench.task_contract import TaskContract
 from evobench.testing import ToySpace, toy_evaluation
+
+__all__ = ["BaselineContract", "TaskContract"]
 
 KINDS = ("ps", "dfs", "ps+dfs", "params")
 

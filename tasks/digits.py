@@ -92,6 +92,11 @@ class DigitsTask(Task):
             h.update(y.numpy().tobytes())
         return h.hexdigest()[:16]
 
+    def example_ids(self, split: str) -> list[str]:
+        """sha256 of each image's float32 pixel bytes, in split order."""
+        x, _ = self._split(split, None)
+        return [hashlib.sha256(row.tobytes()).hexdigest() for row in x.numpy()]
+
 
 def random_state(family: ModelFamily, gen: torch.Generator, std: float = 0.01) -> State:
     """Fresh model with every parameter N(0, std^2), drawn in flattening order."""

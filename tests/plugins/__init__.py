@@ -1,0 +1,1 @@
+"""Third-party packages written against evobench's public API, used by the tests."""
