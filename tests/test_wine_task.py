@@ -68,3 +68,26 @@ def test_head_to_head_on_the_wine_task(wine_registered):
         assert r.evaluations == 30 and r.values.shape == (30,), key
         assert np.isfinite(r.test_score) and 0.0 <= r.test_score <= 1.0, (key, r.test_score)
     assert len(comp.tables[NAME]) == 4
+
+
+def test_map_elites_named_on_the_wine_task_exits_2_at_plan_time(wine_registered, capsys, tmp_path, monkeypatch):
+    import evobench.compare as compare
+    from evobench import cli
+
+    monkeypatch.setattr(compare, "run_one", lambda *a, **k: pytest.fail("a run started"))
+    code = cli.main(["run", "--tasks", wine_registered, "--baselines", "m2n2,map-elites", "--budget", "5",
+                     "--no-tracking", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "map-elites" in err and "behaviour descriptors" in err and NAME in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_all_baselines_on_the_wine_task_list_map_elites_as_skipped(wine_registered):
+    from evobench.compare import plan
+
+    pairs, skipped = plan(build_config(config_file=None, tasks=wine_registered, baselines="all", budget=5))
+    reasons = {b: why for t, b, why in skipped if t == NAME}
+    assert "map-elites" in reasons and "behaviour descriptors" in reasons["map-elites"]
+    assert {"m2n2", "cmaes-ps", "random-search", "ga", "brute-force-slerp"} <= {p.spec.name for p in pairs}
+    assert build_config(config_file=None, tasks=wine_registered).name == NAME  # not the default preset's
