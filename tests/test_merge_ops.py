@@ -121,6 +121,28 @@ def test_random_ops_deterministic_given_generator():
         assert not torch.equal(a, c)
 
 
+def test_dare_per_model_generators_match_hand_masks():
+    base = torch.linspace(-1.0, 1.0, 50)
+    x, y = base + torch.randn(50, generator=gen(1)), base + torch.randn(50, generator=gen(2))
+    out = dare(base, [x, y], [0.7, 0.4], [0.3, 0.6], generator=[gen(21), gen(22)])
+    keep_x = torch.rand(50, generator=gen(21)) < 0.3  # model i's mask comes from generator i alone
+    keep_y = torch.rand(50, generator=gen(22)) < 0.6
+    want = base + 0.7 * torch.where(keep_x, x - base, 0.0) / 0.3 + 0.4 * torch.where(keep_y, y - base, 0.0) / 0.6
+    torch.testing.assert_close(out, want)
+    with pytest.raises(ValueError, match="dare: got 1 generators for 2 models"):
+        dare(base, [x, y], [0.7, 0.4], [0.3, 0.6], generator=[gen(21)])
+
+
+def test_dare_shared_generator_density_one_does_not_shift_later_masks():
+    base = torch.zeros(200)
+    x, y = torch.randn(200, generator=gen(1)), torch.randn(200, generator=gen(2))
+    # model 0 has weight 0: the result is model 1's sparsified vector alone, whatever model 0's density
+    outs = [dare(base, [x, y], [0.0, 1.0], [d0, 0.5], generator=gen(5)) for d0 in (0.3, 0.8, 1.0)]
+    assert (outs[0] != 0).sum() > 0
+    for o in outs[1:]:
+        assert torch.equal(o, outs[0])
+
+
 def test_magnitude_trim_on_tensor_too_large_for_quantile():
     n = 17_000_000
     x = torch.randn(n, generator=gen(0))

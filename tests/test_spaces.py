@@ -14,7 +14,7 @@ from evobench.models.mlp import PathMLP
 from evobench.spaces import SpaceError, make_space
 from evobench.spaces.dfs import DFSSpace, PSDFSSpace
 from evobench.spaces.params import ParamSpace
-from evobench.spaces.ps import PSSpace
+from evobench.spaces.ps import PSSpace, mask_seed
 from evobench.task import SEARCH
 from evobench.tasks import digits
 from evobench.tasks.digits import load_digits_split
@@ -153,6 +153,45 @@ def test_ps_space_deterministic_and_seeded(spec):
     assert same_model(a, make_space("ps", spec, seed=0).build(g))
     assert not same_model(a, make_space("ps", spec, seed=1).build(g))
     assert not same_model(a, make_space("ps", spec, merge_seed=5).build(g))  # explicit option wins
+
+
+def test_mask_seed_is_stable_and_distinct():
+    assert mask_seed(0, "fc1.weight", 0) == mask_seed(0, "fc1.weight", 0)
+    seeds = {mask_seed(s, t, m) for s in (0, 1) for t in ("fc1.weight", "fc2.weight") for m in (0, 1)}
+    assert len(seeds) == 8 and all(0 <= s < 2**63 for s in seeds)
+
+
+def test_ps_masks_of_one_model_ignore_the_other_models_density(spec):
+    space = make_space("ps", spec, op="dare")  # no sign election: model 1's sparse vector shows as is
+    # genome [w_A, w_B, d_A, d_B]; w_A = 0, so the merge is w_B * drop_B(theta_B) on a zero base
+    states = [space.merged_state(np.array([0.0, 0.8, dA, 0.4])) for dA in (0.2, 0.7, 1.0)]
+    for st in states[1:]:
+        for k in spec.pool.family.param_names:
+            assert torch.equal(st[k], states[0][k]), k
+    assert any(torch.count_nonzero(v) < v.numel() for v in states[0].values())  # drops happened
+
+
+def test_ps_masks_of_one_tensor_ignore_the_other_tensors_knobs(spec):
+    space = make_space("ps", spec, op="dare", granularity="tensor")
+    names = spec.pool.family.param_names
+    assert names[0] == "fc1.weight"
+    base = np.tile([0.9, 0.6, 0.3, 0.4], len(names)).astype(float)
+    changed = base.copy()
+    changed[0:4] = [0.2, 0.1, 1.0, 1.0]  # fc1.weight: other weights, both densities exactly 1
+    a, b = space.merged_state(base), space.merged_state(changed)
+    assert not torch.equal(a["fc1.weight"], b["fc1.weight"])
+    for k in names[1:]:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_ps_masks_depend_on_merge_seed_only(spec):
+    g = np.array([1.0, 0.0, 0.5, 0.5])  # A alone, density ~0.5
+    def masks(seed):
+        st = make_space("ps", spec, op="dare", merge_seed=seed).merged_state(g)
+        return {k: v != 0 for k, v in st.items()}
+    m0, m0b, m1 = masks(0), masks(0), masks(1)
+    assert all(torch.equal(m0[k], m0b[k]) for k in m0)
+    assert all(not torch.equal(m0[k], m1[k]) for k in m0 if m0[k].numel() > 1)
 
 
 def test_ps_space_zero_weights_give_the_zero_base(spec):
