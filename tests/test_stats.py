@@ -104,13 +104,28 @@ def test_paired_test_aligns_mappings_by_seed():
 def test_paired_test_degenerate_cases():
     same = paired_test([1, 2, 3], [1, 2, 3])
     assert same.p_value == 1.0 and "degenerate" in same.method
+    assert same.statistic == 0.0
+    # identical non-zero differences (deterministic baselines): t and p are undefined, not p = 0
     shifted = paired_test([1, 2, 3], [0, 1, 2])
-    assert shifted.p_value == 0.0 and shifted.statistic == math.inf and "degenerate" in shifted.method
-    # Differences equal up to floating-point rounding still count as degenerate.
+    assert math.isnan(shifted.p_value) and math.isnan(shifted.statistic)
+    assert "undefined: identical differences" in shifted.method and shifted.mean_diff == 1.0
+    # Differences equal up to floating-point rounding count as identical too.
     fp = paired_test([0.3, 0.5, 0.7], [0.1, 0.3, 0.5])
-    assert fp.p_value == 0.0 and "degenerate" in fp.method
+    assert math.isnan(fp.p_value) and "undefined: identical differences" in fp.method
     one = paired_test([1.0], [0.5])
     assert math.isnan(one.p_value) and one.method == "n<2" and one.mean_diff == 0.5
+
+
+def test_compare_to_best_identical_differences_give_nan_and_holm_skips_them():
+    scores = {"A": {0: 0.9, 1: 0.8, 2: 0.7}, "B": {0: 0.8, 1: 0.7, 2: 0.6},  # B = A - 0.1 on every seed
+              "C": {0: 0.5, 1: 0.7, 2: 0.4}}
+    rows = {r.baseline: r for r in compare_to_best(scores)}
+    assert math.isnan(rows["B"].p_vs_best) and math.isnan(rows["B"].p_holm)
+    # C alone counts in Holm: m = 1, so its adjusted p equals its raw paired t p
+    d = np.array([0.9 - 0.5, 0.8 - 0.7, 0.7 - 0.4])
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(3))
+    p = 2 * st.t.sf(abs(t), 2)
+    assert rows["C"].p_vs_best == pytest.approx(p) and rows["C"].p_holm == pytest.approx(p)
 
 
 def test_paired_test_errors():
