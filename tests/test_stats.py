@@ -251,6 +251,41 @@ def test_plot_curves_writes_png(tmp_path):
         plot_curves({"t": {"b": []}}, tmp_path / "x.png")
 
 
+def test_line_styles_are_distinct_for_many_baselines():
+    from evobench.plotting import line_style
+
+    styles = [line_style(i) for i in range(500)]
+    assert len(set(styles)) == 500
+    assert styles[0] == ("C0", "-") and styles[10] == ("C0", "--") and styles[13] == ("C3", "--")
+    assert styles[40] == ("C0", (0, (5, 2))) and styles[51] == ("C1", (0, (6, 2)))
+
+
+def test_curves_figure_many_baselines_distinct_styles_and_legend_outside():
+    from matplotlib.colors import to_rgba
+
+    from evobench.plotting import curves_figure
+
+    rng = np.random.default_rng(2)
+    ev = np.arange(1, 51)
+    names = [f"baseline-{i:02d}" for i in range(14)]
+    runs = {n: [(ev, np.maximum.accumulate(rng.random(50))) for _ in range(2)] for n in names}
+    fig = curves_figure({"task_a": runs, "task_b": dict(list(runs.items())[:3])})
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax_a, ax_b = fig.axes[:2]
+    pairs = [(to_rgba(line.get_color()), line.get_linestyle()) for line in ax_a.get_lines()]
+    assert len(pairs) == 14 and len(set(pairs)) == 14  # colours repeat past ten; the pairs never do
+    assert {ls for _, ls in pairs} == {"-", "--"}
+    # a baseline keeps its style across panels
+    assert [(to_rgba(x.get_color()), x.get_linestyle()) for x in ax_b.get_lines()] == pairs[:3]
+    for ax in (ax_a, ax_b):
+        legend = ax.get_legend().get_window_extent(renderer)
+        area = ax.get_window_extent(renderer)
+        assert not legend.overlaps(area)
+        assert legend.x0 >= area.x1  # to the right of the axes
+        assert fig.bbox.contains(legend.x1 - 1, legend.y0 + 1)  # and inside the figure
+
+
 def test_import_plotting_is_light():
     code = "import sys, evobench.plotting; print('matplotlib' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
