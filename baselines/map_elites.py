@@ -13,10 +13,13 @@ Reference behaviour (the M2N2 digits experiment):
   clamped into the last cell (and d clipped into [0, 1]).
 - **quality** = ``ev.value``; a candidate takes its cell when the cell is empty or it is strictly
   better than the elite there. The starting models are inserted like children.
-- **parents**: two elites drawn ∝ quality among occupied cells, without replacement where at least
-  two have a positive weight (the reference's condition, ``sum(quality) < 2``, compares the *sum of
-  accuracies* with 2; we follow the documented intent). Weights as the GA's roulette: the qualities,
-  shifted by the minimum when one is negative, uniform when all are 0.
+- **parents**: two elites drawn ∝ quality among occupied cells, as the reference's
+  ``sample_parents``: *with* replacement while the occupied cells' qualities sum to less than 2
+  (``replace = sum(quality) < 2``), without replacement from then on (with qualities that are
+  accuracies, a sum of at least 2 implies two elites with a positive weight). Weights as the GA's
+  roulette: the qualities, shifted by the minimum when one is negative, uniform when all are 0;
+  where fewer than two weights are positive (possible only for qualities outside [0, 1]) the draw
+  is with replacement, as a draw without replacement is impossible there.
 - **child** = split-point SLERP crossover + Gaussian mutation (``mutation_std``, 0.01 from scratch,
   0 for the specialists preset): the GA's pymoo operators (:mod:`evobench.baselines.ga`); children in
   a bounded ("ps") space are clipped into the box.
@@ -105,10 +108,12 @@ class MapElitesAlgorithm(Algorithm):
         return True
 
     def sample_parents(self, random_state: np.random.Generator) -> np.ndarray:
-        """Two rows ∝ quality; without replacement when at least two weights are positive."""
+        """Two rows ∝ quality; with replacement while the qualities sum to less than 2 (the reference)."""
         n = self.n_occupied
-        w = roulette_weights(self.quality[:n], np.ones(n, dtype=bool))
-        return random_state.choice(n, size=2, replace=int(np.count_nonzero(w)) < 2, p=w / w.sum())
+        q = self.quality[:n]
+        w = roulette_weights(q, np.ones(n, dtype=bool))
+        replace = float(q.sum()) < 2.0 or int(np.count_nonzero(w)) < 2
+        return random_state.choice(n, size=2, replace=replace, p=w / w.sum())
 
     def best_row(self) -> int | None:
         """Row of the highest-quality elite (ties: the lowest cell index)."""

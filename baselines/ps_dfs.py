@@ -1,11 +1,12 @@
 """PS+DFS: the staged merge of EvoLLM-JP — parameter-space search first, then the data-flow path.
 
 Paper: Akiba et al., "Evolutionary Optimization of Model Merging Recipes" (2024), PS+DFS: the
-PS-merged model A' is built first, then DFS evolves the layer path over [A', B]. The ``ps+dfs``
-space's genome is ``[PS knobs | DFS genes]`` (``space.segments["ps"]``, ``["dfs"]``) and the space
-decodes both; its ``initial(rng)[0]`` has the PS centre and a DFS part that reproduces A' alone.
+PS-merged model A' is built first and put back into the collection, then DFS evolves the layer
+path over the enlarged collection [A', A, B] (the ``ps+dfs`` space's default). The space's genome
+is ``[PS knobs | DFS genes]`` (``space.segments["ps"]``, ``["dfs"]``) and the space decodes both;
+its ``initial(rng)[0]`` has the PS centre and a DFS part that reproduces A' alone.
 
-Staging (as the paper did it, within one budget):
+Staging (the paper's two stages, here within one budget):
     phase 1: CMA-ES over the PS segment only, the DFS segment fixed at the starting genome's values,
         until ``ps_fraction`` of the budget has been told (it ends at the first generation boundary
         at or after that count);

@@ -129,8 +129,10 @@ def paired_test(
     as a distribution-free cross-check; it is None otherwise.
 
     Degenerate cases: n < 2 gives ``p_value`` NaN and ``method == "n<2"``. When all differences are
-    identical (zero variance, up to rounding), the t statistic is undefined; ``p_value`` is 1.0 if
-    the common difference is 0 and 0.0 otherwise, and ``method`` says so.
+    identical (zero variance, up to rounding) the t statistic is undefined. If the common difference
+    is 0 there is no difference to test: statistic 0.0, ``p_value`` 1.0. If it is non-zero (e.g. two
+    deterministic baselines) neither t nor p is defined: statistic and ``p_value`` are NaN and
+    ``method`` says "undefined: identical differences" (a table shows no p rather than a tiny one).
     """
     x, y = _paired_arrays(a, b)
     n = int(x.size)
@@ -150,10 +152,8 @@ def paired_test(
     if float(np.ptp(d)) <= tol:
         if abs(mean_diff) <= tol:
             return PairedTest(0.0, 1.0, mean_diff, n, "paired t-test (degenerate: all differences zero)", wil)
-        stat = math.copysign(math.inf, mean_diff)
-        return PairedTest(
-            stat, 0.0, mean_diff, n, "paired t-test (degenerate: identical nonzero differences)", wil
-        )
+        return PairedTest(math.nan, math.nan, mean_diff, n,
+                          "paired t-test (undefined: identical differences, non-zero)", wil)
     res = _st.ttest_rel(x, y)
     return PairedTest(float(res.statistic), float(res.pvalue), mean_diff, n, "paired t-test", wil)
 
@@ -196,8 +196,9 @@ def compare_to_best(scores: Mapping[str, Mapping[int, float]], confidence: float
 
     ``scores`` maps baseline -> {seed: test score}. The best baseline is the highest mean (ties broken
     by name). Each other baseline gets :func:`paired_test` against the best on the seeds both have
-    (a seed missing on either side is left out of that comparison; fewer than 2 shared seeds gives
-    p NaN), then the p-values are Holm-corrected together. Rows are sorted by mean, descending.
+    (a seed missing on either side is left out of that comparison; fewer than 2 shared seeds, or
+    identical non-zero differences, give p NaN), then the p-values are Holm-corrected together (a
+    NaN p stays NaN and does not count in Holm's m). Rows are sorted by mean, descending.
     """
     if not scores:
         raise ValueError("compare_to_best needs at least one baseline")

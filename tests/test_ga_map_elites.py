@@ -194,13 +194,29 @@ def test_map_elites_replaces_only_when_empty_or_better():
     assert np.array_equal(X[0], x2) and np.array_equal(X[1], x)
 
 
-def test_map_elites_parents_proportional_to_quality_among_occupied():
+def test_map_elites_parents_with_replacement_while_qualities_sum_below_two():
+    # the reference: replace = sum(qualities) < 2; here the sum is 1.0
     b, _ = me_with([0.2, 0.3, 0.5], [[0.0, 0.0], [0.5, 0.5], [1.0, 1.0]])
     rng = np.random.default_rng(0)
     draws = np.array([b.algorithm.sample_parents(rng) for _ in range(10000)])
     assert draws.min() >= 0 and draws.max() <= 2  # only occupied rows
-    assert np.all(draws[:, 0] != draws[:, 1])  # without replacement
-    assert np.allclose(np.bincount(draws[:, 0], minlength=3) / len(draws), [0.2, 0.3, 0.5], atol=0.02)
+    p = np.array([0.2, 0.3, 0.5])
+    for k in (0, 1):  # each parent independently ∝ quality
+        assert np.allclose(np.bincount(draws[:, k], minlength=3) / len(draws), p, atol=0.02)
+    same = np.mean(draws[:, 0] == draws[:, 1])  # P(same elite twice) = sum p^2 = 0.38
+    assert same == pytest.approx(0.38, abs=0.02)
+
+
+def test_map_elites_parents_without_replacement_once_qualities_sum_to_two():
+    q = np.array([0.6, 0.5, 0.9])  # sum exactly 2.0: the reference draws without replacement
+    b, _ = me_with(q.tolist(), [[0.0, 0.0], [0.5, 0.5], [1.0, 1.0]])
+    rng = np.random.default_rng(0)
+    draws = np.array([b.algorithm.sample_parents(rng) for _ in range(10000)])
+    assert np.all(draws[:, 0] != draws[:, 1])
+    assert np.allclose(np.bincount(draws[:, 0], minlength=3) / len(draws), q / q.sum(), atol=0.02)
+    # second parent ∝ quality among the rest: P(row 2 second) = sum_i p_i * q_2 / (2 - q_i), i != 2
+    p2 = sum(q[i] / 2.0 * q[2] / (2.0 - q[i]) for i in (0, 1))
+    assert np.mean(draws[:, 1] == 2) == pytest.approx(p2, abs=0.02)
 
 
 def test_map_elites_zero_quality_elite_not_a_parent_and_single_elite_pairs_with_itself():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -121,6 +122,28 @@ def test_random_ops_deterministic_given_generator():
         assert not torch.equal(a, c)
 
 
+def test_dare_per_model_generators_match_hand_masks():
+    base = torch.linspace(-1.0, 1.0, 50)
+    x, y = base + torch.randn(50, generator=gen(1)), base + torch.randn(50, generator=gen(2))
+    out = dare(base, [x, y], [0.7, 0.4], [0.3, 0.6], generator=[gen(21), gen(22)])
+    keep_x = torch.rand(50, generator=gen(21)) < 0.3  # model i's mask comes from generator i alone
+    keep_y = torch.rand(50, generator=gen(22)) < 0.6
+    want = base + 0.7 * torch.where(keep_x, x - base, 0.0) / 0.3 + 0.4 * torch.where(keep_y, y - base, 0.0) / 0.6
+    torch.testing.assert_close(out, want)
+    with pytest.raises(ValueError, match="dare: got 1 generators for 2 models"):
+        dare(base, [x, y], [0.7, 0.4], [0.3, 0.6], generator=[gen(21)])
+
+
+def test_dare_shared_generator_density_one_does_not_shift_later_masks():
+    base = torch.zeros(200)
+    x, y = torch.randn(200, generator=gen(1)), torch.randn(200, generator=gen(2))
+    # model 0 has weight 0: the result is model 1's sparsified vector alone, whatever model 0's density
+    outs = [dare(base, [x, y], [0.0, 1.0], [d0, 0.5], generator=gen(5)) for d0 in (0.3, 0.8, 1.0)]
+    assert (outs[0] != 0).sum() > 0
+    for o in outs[1:]:
+        assert torch.equal(o, outs[0])
+
+
 def test_magnitude_trim_on_tensor_too_large_for_quantile():
     n = 17_000_000
     x = torch.randn(n, generator=gen(0))
@@ -141,6 +164,93 @@ def test_dtype_is_preserved(dtype):
     assert dare(base, [x, y], [0.5, 0.5], [0.5, 0.5], generator=gen(0)).dtype == dtype
     out = dare_ties(base, [x, y], [0.5, 0.5], [0.5, 0.5], generator=gen(0))
     assert out.dtype == dtype and torch.isfinite(out.float()).all()
+
+
+# Half precision against a float64 reference written here (numpy, the ops' formulas by hand). The
+# inputs are the half tensors' exact values; the sparse ops compute in float32 and round the result
+# once into the half type (at most half an ulp), slerp computes in the half type itself (a few more
+# roundings). Four machine epsilons of relative and absolute error cover both:
+# float16 eps = 2**-10, bfloat16 eps = 2**-7.
+HALF_TOL = {torch.float16: 4 * 2.0**-10, torch.bfloat16: 4 * 2.0**-7}
+W2, D2 = [0.7, 0.4], [0.5, 0.75]
+
+
+def np_trim(d: np.ndarray, density: float) -> np.ndarray:
+    k = max(1, round(density * d.size))
+    keep = np.zeros(d.size, dtype=bool)
+    keep[np.argsort(-np.abs(d).ravel())[:k]] = True
+    return np.where(keep.reshape(d.shape), d, 0.0)
+
+
+def np_elect(vs: list[np.ndarray], ws: list[float], normalize: bool) -> np.ndarray:
+    v = np.stack(vs)
+    elected = np.sign(v.sum(0))
+    agree = (np.sign(v) == elected) & (v != 0)
+    delta = np.where(agree, v, 0.0).sum(0)
+    if not normalize:
+        return delta
+    div = np.where(agree, np.array(ws)[:, None, None], 0.0).sum(0)
+    return np.where(div != 0, delta / np.where(div != 0, div, 1.0), 0.0)
+
+
+def np_slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    omega = np.arccos(np.clip(np.sum(a * b) / (np.linalg.norm(a) * np.linalg.norm(b)), -1.0, 1.0))
+    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+
+
+def half_case(dtype):
+    base, x, y = (torch.randn(4, 6, generator=gen(i)).to(dtype) for i in range(3))
+    nb, nx, ny = (t.double().numpy() for t in (base, x, y))
+    for d in (nx - nb, ny - nb):  # no tied magnitudes: the top-k sets are unambiguous
+        assert np.unique(np.abs(d)).size == d.size
+    return (base, x, y), (nb, nx, ny)
+
+
+def dare_masks(shape) -> list[np.ndarray]:
+    return [(torch.rand(shape, generator=gen(31 + i)) < D2[i]).numpy() for i in range(2)]
+
+
+def np_ties(nb, nx, ny):
+    vs = [w * np_trim(t - nb, d) for t, w, d in zip((nx, ny), W2, D2, strict=True)]
+    return nb + np_elect(vs, W2, normalize=True)
+
+
+def np_dropped(nb, nx, ny) -> list[np.ndarray]:
+    """``w_i * mask_i * (theta_i - base) / density_i`` for the two models."""
+    masks = dare_masks(nb.shape)
+    return [w * np.where(m, t - nb, 0.0) / d for t, w, d, m in zip((nx, ny), W2, D2, masks, strict=True)]
+
+
+def np_split_slerp(nb, nx, ny):
+    before, after = np_slerp(nx, ny, 0.3).ravel()[:10], np_slerp(nx, ny, 0.7).ravel()[10:]
+    return np.concatenate([before, after]).reshape(nx.shape)
+
+
+HALF_CASES = {
+    "linear": (lambda b, x, y: linear([x, y], W2),
+               lambda nb, nx, ny: (W2[0] * nx + W2[1] * ny) / sum(W2)),
+    "task_arithmetic": (lambda b, x, y: task_arithmetic(b, [x, y], W2),
+                        lambda nb, nx, ny: nb + W2[0] * (nx - nb) + W2[1] * (ny - nb)),
+    "ties": (lambda b, x, y: ties(b, [x, y], W2, D2), np_ties),
+    "dare": (lambda b, x, y: dare(b, [x, y], W2, D2, generator=[gen(31), gen(32)]),
+             lambda nb, nx, ny: nb + sum(np_dropped(nb, nx, ny))),
+    "dare_ties": (lambda b, x, y: dare_ties(b, [x, y], W2, D2, generator=[gen(31), gen(32)]),
+                  lambda nb, nx, ny: nb + np_elect(np_dropped(nb, nx, ny), W2, normalize=False)),
+    "slerp": (lambda b, x, y: slerp(x, y, 0.3), lambda nb, nx, ny: np_slerp(nx, ny, 0.3)),
+    "split_slerp": (lambda b, x, y: split_slerp(x, y, 0.3, 10), np_split_slerp),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("name", list(HALF_CASES))
+def test_half_precision_matches_float64_reference(name, dtype):
+    (base, x, y), (nb, nx, ny) = half_case(dtype)
+    op, ref = HALF_CASES[name]
+    out = op(base, x, y)
+    assert out.dtype == dtype
+    want = torch.from_numpy(ref(nb, nx, ny))
+    tol = HALF_TOL[dtype]
+    torch.testing.assert_close(out.double(), want, rtol=tol, atol=tol)
 
 
 def test_bf16_matches_float32_computation():

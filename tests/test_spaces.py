@@ -14,7 +14,7 @@ from evobench.models.mlp import PathMLP
 from evobench.spaces import SpaceError, make_space
 from evobench.spaces.dfs import DFSSpace, PSDFSSpace
 from evobench.spaces.params import ParamSpace
-from evobench.spaces.ps import PSSpace
+from evobench.spaces.ps import PSSpace, mask_seed
 from evobench.task import SEARCH
 from evobench.tasks import digits
 from evobench.tasks.digits import load_digits_split
@@ -153,6 +153,45 @@ def test_ps_space_deterministic_and_seeded(spec):
     assert same_model(a, make_space("ps", spec, seed=0).build(g))
     assert not same_model(a, make_space("ps", spec, seed=1).build(g))
     assert not same_model(a, make_space("ps", spec, merge_seed=5).build(g))  # explicit option wins
+
+
+def test_mask_seed_is_stable_and_distinct():
+    assert mask_seed(0, "fc1.weight", 0) == mask_seed(0, "fc1.weight", 0)
+    seeds = {mask_seed(s, t, m) for s in (0, 1) for t in ("fc1.weight", "fc2.weight") for m in (0, 1)}
+    assert len(seeds) == 8 and all(0 <= s < 2**63 for s in seeds)
+
+
+def test_ps_masks_of_one_model_ignore_the_other_models_density(spec):
+    space = make_space("ps", spec, op="dare")  # no sign election: model 1's sparse vector shows as is
+    # genome [w_A, w_B, d_A, d_B]; w_A = 0, so the merge is w_B * drop_B(theta_B) on a zero base
+    states = [space.merged_state(np.array([0.0, 0.8, dA, 0.4])) for dA in (0.2, 0.7, 1.0)]
+    for st in states[1:]:
+        for k in spec.pool.family.param_names:
+            assert torch.equal(st[k], states[0][k]), k
+    assert any(torch.count_nonzero(v) < v.numel() for v in states[0].values())  # drops happened
+
+
+def test_ps_masks_of_one_tensor_ignore_the_other_tensors_knobs(spec):
+    space = make_space("ps", spec, op="dare", granularity="tensor")
+    names = spec.pool.family.param_names
+    assert names[0] == "fc1.weight"
+    base = np.tile([0.9, 0.6, 0.3, 0.4], len(names)).astype(float)
+    changed = base.copy()
+    changed[0:4] = [0.2, 0.1, 1.0, 1.0]  # fc1.weight: other weights, both densities exactly 1
+    a, b = space.merged_state(base), space.merged_state(changed)
+    assert not torch.equal(a["fc1.weight"], b["fc1.weight"])
+    for k in names[1:]:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_ps_masks_depend_on_merge_seed_only(spec):
+    g = np.array([1.0, 0.0, 0.5, 0.5])  # A alone, density ~0.5
+    def masks(seed):
+        st = make_space("ps", spec, op="dare", merge_seed=seed).merged_state(g)
+        return {k: v != 0 for k, v in st.items()}
+    m0, m0b, m1 = masks(0), masks(0), masks(1)
+    assert all(torch.equal(m0[k], m0b[k]) for k in m0)
+    assert all(not torch.equal(m0[k], m1[k]) for k in m0 if m0[k].numel() > 1)
 
 
 def test_ps_space_zero_weights_give_the_zero_base(spec):
@@ -321,54 +360,115 @@ def test_dfs_bad_repeats(blocks):
 
 
 # --- PSDFSSpace -----------------------------------------------------------------------------------------
+# The collection is [A', A, B]: M = 3 models x 4 blocks = 12 global blocks, T = 36 slots.
+M3 = 3 * 4
+T3 = M3 * R
+
+
+def psdfs_genome(on_slots=(), scale_genes=None, m=M3) -> np.ndarray:
+    t = m * R
+    g = np.full(t + m * m, OFF)
+    g[t:] = 0.5
+    g[list(on_slots)] = ON
+    for (i, j), u in (scale_genes or {}).items():
+        g[t + i * m + j] = u
+    return g
+
+
+def block(state, i):
+    return state[f"blocks.{i}.weight"], state[f"blocks.{i}.bias"]
+
 
 def test_psdfs_segments_and_initial(blocks):
     space = make_space("ps+dfs", blocks)
     assert isinstance(space, PSDFSSpace) and space.kind == "ps+dfs"
-    assert space.dim == 4 + 88
-    assert space.segments == {"ps": slice(0, 4), "dfs": slice(4, 92)}
+    assert space.dim == 4 + T3 + M3 * M3 == 184  # M = (n_sources + 1) * blocks
+    assert space.segments == {"ps": slice(0, 4), "dfs": slice(4, 184)}
     covered = np.zeros(space.dim, dtype=int)
     for s in space.segments.values():
         covered[s] += 1
     assert np.all(covered == 1)
     x0 = space.initial(np.random.default_rng(0))
-    assert x0.shape == (1, 92)
+    assert x0.shape == (1, 184)
     np.testing.assert_array_equal(x0[0, :4], 0.5)
-    np.testing.assert_array_equal(x0[0, 4:], dfs_genome(range(4)))
+    np.testing.assert_array_equal(x0[0, 4:], psdfs_genome(range(4)))  # A' alone
+    d = space.decode(x0[0])["dfs"]
+    assert d["models"] == ["ps-merge", "digits-0to4", "digits-5to9"]
+    assert d["path"] == [[0, 0], [0, 1], [0, 2], [0, 3]] and d["scales"] == [1.0] * 4
 
 
-def test_psdfs_initial_builds_the_ps_centre_merge(blocks, x_search):
+def test_psdfs_initial_builds_the_ps_merge_exactly(blocks, x_search):
     space = make_space("ps+dfs", blocks, seed=3)
     ps = make_space("ps", blocks, seed=3)
     x0 = space.initial(np.random.default_rng(0))[0]
-    torch.testing.assert_close(logits(space.build(x0), x_search),
-                               logits(ps.build(ps.initial(np.random.default_rng(0))[0]), x_search))
+    merged = ps.merged_state(x0[:4])
+    built, want = space.build(x0), ps.build(x0[:4])
+    assert built.stem[0] is not blocks.pool.sources[0][1]["stem.weight"]
+    for i, (w, b) in enumerate(built.blocks):
+        assert torch.equal(w, merged[f"blocks.{i}.weight"]) and torch.equal(b, merged[f"blocks.{i}.bias"])
+    assert torch.equal(built.stem[0], merged["stem.weight"]) and torch.equal(built.head[0], merged["head.weight"])
+    torch.testing.assert_close(logits(built, x_search), logits(want, x_search), rtol=0, atol=0)
 
 
-def test_psdfs_build_routes_through_merged_model_and_b(blocks, x_search):
+def test_psdfs_path_through_a_own_blocks(blocks, x_search):
+    space = make_space("ps+dfs", blocks, seed=1)
+    ps = make_space("ps", blocks, seed=1)
+    (_, a), _ = blocks.pool.sources
+    x_ps = np.array([0.8, 0.3, 0.6, 0.9])
+    g = np.concatenate([x_ps, psdfs_genome(range(4, 8))])  # global blocks 4..7 = A's own blocks
+    assert space.decode(g)["dfs"]["path"] == [[1, 0], [1, 1], [1, 2], [1, 3]]
+    merged = ps.merged_state(x_ps)
+    hand = PathMLP((merged["stem.weight"], merged["stem.bias"]), [block(a, i) for i in range(4)],
+                   [1.0] * 4, (merged["head.weight"], merged["head.bias"]))
+    built = space.build(g)
+    for (w, b), (wa, ba) in zip(built.blocks, [block(a, i) for i in range(4)], strict=True):
+        assert torch.equal(w, wa) and torch.equal(b, ba)
+    torch.testing.assert_close(logits(built, x_search), logits(hand, x_search), rtol=0, atol=0)
+
+
+def test_psdfs_build_routes_through_merged_model_a_and_b(blocks, x_search):
     space = make_space("ps+dfs", blocks, seed=1)
     ps = make_space("ps", blocks, seed=1)
     fam = blocks.pool.family
     (_, a), (_, b) = blocks.pool.sources
     x_ps = np.array([0.8, 0.3, 0.6, 0.9])
-    g = np.concatenate([x_ps, dfs_genome([0, 1, 4, 5], {(5, 4): 0.25})])
+    # slot 0 = A' block 0, slot 5 = A block 1, slot 8 = B block 0, slot 21 (2nd repetition) holds
+    # global block 21 mod 12 = 9 = B block 1; W[8, 9] gene 0.25 -> scale 0.5
+    g = np.concatenate([x_ps, psdfs_genome([0, 5, 8, 21], {(8, 9): 0.25})])
     d = space.decode(g)
-    assert d["dfs"]["models"] == ["ps-merge", "digits-5to9"]
-    assert d["dfs"]["path"] == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    assert d["dfs"]["models"] == ["ps-merge", "digits-0to4", "digits-5to9"]
+    assert d["dfs"]["path"] == [[0, 0], [1, 1], [2, 0], [2, 1]]
+    assert d["dfs"]["scales"] == pytest.approx([1.0, 1.0, 1.0, 0.5])
     assert d["ps"] == ps.decode(x_ps)
     merged = ps.merged_state(x_ps)
-    want = fam.build_path([merged, b], [(0, 0), (0, 1), (1, 0), (1, 1)], [1.0, 1.0, 1.0, 1.0])
-    torch.testing.assert_close(logits(space.build(g), x_search), logits(want, x_search))
-    # the merged model (not A) is model 0
-    with_a = fam.build_path([a, b], [(0, 0), (0, 1), (1, 0), (1, 1)], [1.0] * 4)
+    hand = PathMLP((merged["stem.weight"], merged["stem.bias"]),
+                   [block(merged, 0), block(a, 1), block(b, 0), block(b, 1)], [1.0, 1.0, 1.0, 0.5],
+                   (merged["head.weight"], merged["head.bias"]))
+    torch.testing.assert_close(logits(space.build(g), x_search), logits(hand, x_search), rtol=0, atol=0)
+    with_a = fam.build_path([a, a, b], [(0, 0), (1, 1), (2, 0), (2, 1)], [1.0, 1.0, 1.0, 0.5])
     assert not torch.allclose(logits(space.build(g), x_search), logits(with_a, x_search))
-    assert space.build(g).stem[0] is not a["stem.weight"]
+
+
+def test_psdfs_without_sources_kept_replaces_a(blocks, x_search):
+    space = make_space("ps+dfs", blocks, seed=1, keep_sources=False)
+    assert space.dim == 4 + 88
+    ps = make_space("ps", blocks, seed=1)
+    (_, _), (_, b) = blocks.pool.sources
+    x_ps = np.array([0.8, 0.3, 0.6, 0.9])
+    g = np.concatenate([x_ps, psdfs_genome([0, 1, 4, 5], m=8)])
+    d = space.decode(g)["dfs"]
+    assert d["models"] == ["ps-merge", "digits-5to9"] and d["path"] == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    merged = ps.merged_state(x_ps)
+    hand = PathMLP((merged["stem.weight"], merged["stem.bias"]),
+                   [block(merged, 0), block(merged, 1), block(b, 0), block(b, 1)], [1.0] * 4,
+                   (merged["head.weight"], merged["head.bias"]))
+    torch.testing.assert_close(logits(space.build(g), x_search), logits(hand, x_search), rtol=0, atol=0)
 
 
 def test_psdfs_all_off_fails(blocks):
     space = make_space("ps+dfs", blocks)
     with pytest.raises(CandidateError, match="no layer selected"):
-        space.build(np.concatenate([np.full(4, 0.5), dfs_genome(())]))
+        space.build(np.concatenate([np.full(4, 0.5), psdfs_genome(())]))
 
 
 # --- make_space -----------------------------------------------------------------------------------------

@@ -104,13 +104,28 @@ def test_paired_test_aligns_mappings_by_seed():
 def test_paired_test_degenerate_cases():
     same = paired_test([1, 2, 3], [1, 2, 3])
     assert same.p_value == 1.0 and "degenerate" in same.method
+    assert same.statistic == 0.0
+    # identical non-zero differences (deterministic baselines): t and p are undefined, not p = 0
     shifted = paired_test([1, 2, 3], [0, 1, 2])
-    assert shifted.p_value == 0.0 and shifted.statistic == math.inf and "degenerate" in shifted.method
-    # Differences equal up to floating-point rounding still count as degenerate.
+    assert math.isnan(shifted.p_value) and math.isnan(shifted.statistic)
+    assert "undefined: identical differences" in shifted.method and shifted.mean_diff == 1.0
+    # Differences equal up to floating-point rounding count as identical too.
     fp = paired_test([0.3, 0.5, 0.7], [0.1, 0.3, 0.5])
-    assert fp.p_value == 0.0 and "degenerate" in fp.method
+    assert math.isnan(fp.p_value) and "undefined: identical differences" in fp.method
     one = paired_test([1.0], [0.5])
     assert math.isnan(one.p_value) and one.method == "n<2" and one.mean_diff == 0.5
+
+
+def test_compare_to_best_identical_differences_give_nan_and_holm_skips_them():
+    scores = {"A": {0: 0.9, 1: 0.8, 2: 0.7}, "B": {0: 0.8, 1: 0.7, 2: 0.6},  # B = A - 0.1 on every seed
+              "C": {0: 0.5, 1: 0.7, 2: 0.4}}
+    rows = {r.baseline: r for r in compare_to_best(scores)}
+    assert math.isnan(rows["B"].p_vs_best) and math.isnan(rows["B"].p_holm)
+    # C alone counts in Holm: m = 1, so its adjusted p equals its raw paired t p
+    d = np.array([0.9 - 0.5, 0.8 - 0.7, 0.7 - 0.4])
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(3))
+    p = 2 * st.t.sf(abs(t), 2)
+    assert rows["C"].p_vs_best == pytest.approx(p) and rows["C"].p_holm == pytest.approx(p)
 
 
 def test_paired_test_errors():
@@ -234,6 +249,41 @@ def test_plot_curves_writes_png(tmp_path):
         plot_curves({}, tmp_path / "x.png")
     with pytest.raises(ValueError, match="no seed curves"):
         plot_curves({"t": {"b": []}}, tmp_path / "x.png")
+
+
+def test_line_styles_are_distinct_for_many_baselines():
+    from evobench.plotting import line_style
+
+    styles = [line_style(i) for i in range(500)]
+    assert len(set(styles)) == 500
+    assert styles[0] == ("C0", "-") and styles[10] == ("C0", "--") and styles[13] == ("C3", "--")
+    assert styles[40] == ("C0", (0, (5, 2))) and styles[51] == ("C1", (0, (6, 2)))
+
+
+def test_curves_figure_many_baselines_distinct_styles_and_legend_outside():
+    from matplotlib.colors import to_rgba
+
+    from evobench.plotting import curves_figure
+
+    rng = np.random.default_rng(2)
+    ev = np.arange(1, 51)
+    names = [f"baseline-{i:02d}" for i in range(14)]
+    runs = {n: [(ev, np.maximum.accumulate(rng.random(50))) for _ in range(2)] for n in names}
+    fig = curves_figure({"task_a": runs, "task_b": dict(list(runs.items())[:3])})
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax_a, ax_b = fig.axes[:2]
+    pairs = [(to_rgba(line.get_color()), line.get_linestyle()) for line in ax_a.get_lines()]
+    assert len(pairs) == 14 and len(set(pairs)) == 14  # colours repeat past ten; the pairs never do
+    assert {ls for _, ls in pairs} == {"-", "--"}
+    # a baseline keeps its style across panels
+    assert [(to_rgba(x.get_color()), x.get_linestyle()) for x in ax_b.get_lines()] == pairs[:3]
+    for ax in (ax_a, ax_b):
+        legend = ax.get_legend().get_window_extent(renderer)
+        area = ax.get_window_extent(renderer)
+        assert not legend.overlaps(area)
+        assert legend.x0 >= area.x1  # to the right of the axes
+        assert fig.bbox.contains(legend.x1 - 1, legend.y0 + 1)  # and inside the figure
 
 
 def test_import_plotting_is_light():

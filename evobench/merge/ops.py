@@ -11,8 +11,11 @@ TIES, DARE and DARE-TIES are one core, :func:`sparse_merge`, configured by
 1. sparsify: ``"magnitude"`` keeps the ``k = round(density_i * n)`` (at least 1) entries of
    ``d_i`` with the largest ``|d_i|`` (threshold = k-th largest magnitude via ``torch.kthvalue``;
    entries tied with the threshold are all kept); ``"random"`` keeps each entry independently
-   with probability ``density_i`` (drawn from ``generator``) and, if ``rescale``, divides the
-   survivors by ``density_i``. Density 1 keeps everything.
+   with probability ``density_i`` and, if ``rescale``, divides the survivors by ``density_i``.
+   The keep mask is ``rand(shape) < density_i``, drawn from model i's generator (``generator`` is
+   one generator shared by all models, or a sequence with one generator per model). The draw is
+   made for every density, 1 included (where it keeps everything), so the masks of later models
+   on a shared generator never depend on an earlier model's density.
 2. weight: ``v_i = w_i * sparsified(d_i)``.
 3. consensus ``None``: ``delta = sum_i v_i``. Consensus ``"sign"``: per element the elected sign
    is ``sign(sum_i v_i)`` (the sign of the total mass); contributor ``i`` *agrees* where
@@ -89,17 +92,28 @@ def _trim_magnitude(d: torch.Tensor, density: float) -> torch.Tensor:
 
 
 def _drop_random(d: torch.Tensor, density: float, rescale: bool, generator: torch.Generator | None):
-    if density >= 1.0:
-        return d
-    keep = torch.rand(d.shape, generator=generator, device=d.device) < density
+    keep = torch.rand(d.shape, generator=generator, device=d.device) < density  # drawn even at density 1
     kept = torch.where(keep, d, torch.zeros((), dtype=d.dtype))
     return kept / density if rescale else kept
+
+
+Generators = torch.Generator | Sequence[torch.Generator | None] | None
+
+
+def _generators(op: str, generator: Generators, k: int) -> list[torch.Generator | None]:
+    """One generator (or None) per model: a single generator or None is shared by all models."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return [generator] * k
+    gens = list(generator)
+    if len(gens) != k:
+        raise ValueError(f"{op}: got {len(gens)} generators for {k} models")
+    return gens
 
 
 def sparse_merge(base: torch.Tensor, tensors: Sequence[torch.Tensor], weights: Sequence[float] | float,
                  densities: Sequence[float] | float | None = None, *, sparsify: str | None = None,
                  consensus: str | None = None, normalize: bool = False, rescale: bool = True,
-                 generator: torch.Generator | None = None, op: str = "sparse_merge") -> torch.Tensor:
+                 generator: Generators = None, op: str = "sparse_merge") -> torch.Tensor:
     """The shared core of task arithmetic / TIES / DARE / DARE-TIES (see the module docstring)."""
     if sparsify not in (None, "magnitude", "random"):
         raise ValueError(f"{op}: sparsify must be 'magnitude', 'random' or None, got {sparsify!r}")
@@ -109,15 +123,16 @@ def sparse_merge(base: torch.Tensor, tensors: Sequence[torch.Tensor], weights: S
     k = len(tensors)
     ws = _per_model(op, "weights", weights, k)
     ds = [1.0] * k if sparsify is None else _check_densities(op, densities, k)
+    gens = _generators(op, generator, k)
     b = base.to(ct)
     vs = []  # weighted sparse task vectors; kept only when signs must be elected
     delta = torch.zeros_like(b)
-    for t, w, dens in zip(tensors, ws, ds, strict=True):
+    for t, w, dens, g in zip(tensors, ws, ds, gens, strict=True):
         d = t.to(ct) - b
         if sparsify == "magnitude":
             d = _trim_magnitude(d, dens)
         elif sparsify == "random":
-            d = _drop_random(d, dens, rescale, generator)
+            d = _drop_random(d, dens, rescale, g)
         if consensus is None:
             delta.add_(d, alpha=w)
         else:
@@ -175,7 +190,7 @@ def ties(base: torch.Tensor, tensors: Sequence[torch.Tensor], weights: Sequence[
 
 @merge_op("dare", knobs=[WEIGHT, DENSITY])
 def dare(base: torch.Tensor, tensors: Sequence[torch.Tensor], weights: Sequence[float] | float,
-         densities: Sequence[float] | float, generator: torch.Generator | None = None,
+         densities: Sequence[float] | float, generator: Generators = None,
          rescale: bool = True) -> torch.Tensor:
     """DARE (Yu et al. 2023): random drop with prob ``1 - density``, rescale by ``1/density``, weighted sum."""
     return sparse_merge(base, tensors, weights, densities, sparsify="random", rescale=rescale,
@@ -184,7 +199,7 @@ def dare(base: torch.Tensor, tensors: Sequence[torch.Tensor], weights: Sequence[
 
 @merge_op("dare_ties", knobs=[WEIGHT, DENSITY])
 def dare_ties(base: torch.Tensor, tensors: Sequence[torch.Tensor], weights: Sequence[float] | float,
-              densities: Sequence[float] | float, generator: torch.Generator | None = None,
+              densities: Sequence[float] | float, generator: Generators = None,
               rescale: bool = True, normalize: bool = False) -> torch.Tensor:
     """DARE sparsification + TIES sign election and disjoint merge (the Sakana PS-merge op)."""
     return sparse_merge(base, tensors, weights, densities, sparsify="random", consensus="sign",

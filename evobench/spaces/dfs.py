@@ -7,8 +7,12 @@ global block t mod M, is on the path if its gene > 0.5) followed by the M x M sc
 head come from the first source. ``initial`` is the genome that reproduces the first source: its
 blocks in the first repetition on (gene 0.75), everything else off (0.25), unit scales.
 
-PS+DFS: the genome is ``[PS knobs | DFS genes]``; the PS part merges the sources into A', then the
-DFS part routes through the blocks of [A', sources[1:]...].
+PS+DFS (the paper's staged merge): the genome is ``[PS knobs | DFS genes]``; the PS part merges the
+sources into A', which is put back into the collection: the DFS part routes through the blocks of
+``[A', *sources]`` (A' first, then every source, A included), so M = (n_sources + 1) · blocks. The
+stem and the head come from A' (model 0 of the collection), and ``initial``'s DFS part is A' alone
+(the blocks of A' in order, everything else off, unit scales), i.e. the PS merge itself. With
+``keep_sources=False`` A' replaces the first source instead: the collection is ``[A', *sources[1:]]``.
 """
 
 from __future__ import annotations
@@ -84,10 +88,11 @@ class PSDFSSpace(MergeSpace):
     kind = "ps+dfs"
 
     def __init__(self, pool: ModelPool, repeats: int = 3, op: str = "dare_ties", granularity: str = "model",
-                 merge_seed: int = 0) -> None:
-        self.pool = pool
+                 merge_seed: int = 0, keep_sources: bool = True) -> None:
+        self.pool, self.keep_sources = pool, bool(keep_sources)
         self.ps = PSSpace(pool, op=op, granularity=granularity, merge_seed=merge_seed)
-        self.codec = _DFSCodec(pool.family, len(pool.sources), repeats)
+        self._others = list(pool.sources if self.keep_sources else pool.sources[1:])  # after A'
+        self.codec = _DFSCodec(pool.family, 1 + len(self._others), repeats)
         n_ps = self.ps.dim
         d = n_ps + self.codec.dim
         super().__init__(d, np.zeros(d), np.ones(d), {"ps": slice(0, n_ps), "dfs": slice(n_ps, d)})
@@ -97,7 +102,7 @@ class PSDFSSpace(MergeSpace):
 
     def decode(self, x: np.ndarray) -> dict:
         x = np.asarray(x, dtype=float)
-        names = ["ps-merge"] + [n for n, _ in self.pool.sources[1:]]
+        names = ["ps-merge"] + [n for n, _ in self._others]
         return {"kind": "ps+dfs", "ps": self.ps.decode(x[self.segments["ps"]]),
                 "dfs": {"models": names, **self.codec.decode(x[self.segments["dfs"]])}}
 
@@ -105,4 +110,4 @@ class PSDFSSpace(MergeSpace):
         x = np.asarray(x, dtype=float)
         lp = self.codec.path(x[self.segments["dfs"]])  # decode first: a bad path fails before merging
         merged = self.ps.merged_state(x[self.segments["ps"]])
-        return self.pool.family.build_path([merged, *self.ps.states[1:]], lp.path, lp.scales)
+        return self.pool.family.build_path([merged, *[s for _, s in self._others]], lp.path, lp.scales)

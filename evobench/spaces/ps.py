@@ -3,8 +3,12 @@
 Default (Sakana, "Evolutionary Optimization of Model Merging Recipes"): DARE-TIES over task vectors
 relative to the pool's base, one density and one weight per source model, weights not normalised.
 Genes live in [0,1] and map linearly onto each knob's declared range. ``granularity="tensor"`` gives
-every tensor its own knobs (finer recipes, more genes). Random drops (DARE) use a generator seeded by
-the space's ``merge_seed``, so a genome always builds the same model.
+every tensor its own knobs (finer recipes, more genes).
+
+Random drops (DARE) depend only on the recipe: every (tensor, model) pair draws its mask from its own
+generator, seeded by :func:`mask_seed` from the space's ``merge_seed``, the tensor's name and the
+model's index. A genome therefore always builds the same model, and changing one model's (or one
+tensor's) knobs never changes the masks drawn for the others.
 
 Without a shared base (sources trained from independent inits) the base is all zeros: task vectors
 are then the weights themselves, and DARE-TIES is a sparsified, sign-elected weighted sum.
@@ -12,6 +16,7 @@ are then the weights themselves, and DARE-TIES is a sparsified, sign-elected wei
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 
 import numpy as np
@@ -23,6 +28,12 @@ from evobench.registry import MERGE_OPS
 from evobench.spaces.base import MergeSpace, SpaceError
 
 _ARGUMENT = {"density": "densities"}
+
+
+def mask_seed(merge_seed: int, tensor: str, model: int) -> int:
+    """Seed of the random-drop stream of one (tensor, model) pair: 63 bits of a SHA-256 of the three."""
+    digest = hashlib.sha256(f"{int(merge_seed)}\x00{tensor}\x00{int(model)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 class PSSpace(MergeSpace):
@@ -81,7 +92,8 @@ class PSSpace(MergeSpace):
     def merged_state(self, x: np.ndarray) -> dict[str, torch.Tensor]:
         kw = self.knob_kwargs(x)
         if self._takes_generator:
-            kw["generator"] = torch.Generator().manual_seed(self.merge_seed)
+            kw["generator"] = {name: [torch.Generator().manual_seed(mask_seed(self.merge_seed, name, j))
+                                      for j in range(len(self.states))] for name in self.states[0]}
         return merge_state_dicts(self.op, self.base if self._takes_base else None, self.states, **kw)
 
     def build(self, x: np.ndarray):
