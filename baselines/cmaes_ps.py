@@ -132,8 +132,9 @@ class CMAConfig(BaselineConfig):
 class CMAESBase(Baseline):
     """CMA-ES over the whole genome; subclasses set ``name``, ``spaces`` and the ``Config`` defaults.
 
-    x0 is the first starting genome handed to ``seed`` (else ``space.initial`` on recipe spaces,
-    ``space.sample`` on ``params``). The strategy is built at the first ask, after seeding.
+    x0 is ``space.initial`` on recipe spaces (the PS box centre, model A's own DFS path: the paper's
+    starting points, whatever starting models were scored) and, on ``params``, the first starting
+    model handed to ``seed`` (else a draw of ``space.sample``). The strategy is built at the first ask.
     """
 
     Config = CMAConfig
@@ -146,7 +147,8 @@ class CMAESBase(Baseline):
         self._gen_best, self._stalled = -np.inf, 0
 
     def _seed(self, x0: np.ndarray, ev0: Evaluation) -> None:
-        self._x0 = x0[0].copy()
+        if not self.space.bounded and len(x0):  # raw parameters: x0 = a starting network (the reference)
+            self._x0 = x0[0].copy()
 
     def _ask(self) -> np.ndarray:
         if self.cma is None:
@@ -176,7 +178,7 @@ class CMAESBase(Baseline):
         sp, cfg = self.space, self.config
         if sp.bounded:
             sigma0, popsize = 1.0 / 6.0, None
-            x0 = self._x0 if self._x0 is not None else sp.initial(self.rng)[0]
+            x0 = sp.initial(self.rng)[0]  # the box centre (PS) or model A's own path (DFS), as the paper
         else:
             sigma0, popsize = 0.01, 20
             x0 = self._x0 if self._x0 is not None else sp.sample(self.rng, 1)[0]

@@ -63,9 +63,6 @@ class PSDFS(Baseline):
         self.phase = 0
         self.cma: CMADriver | None = None
 
-    def _seed(self, x0: np.ndarray, ev0: Evaluation) -> None:
-        self._base = x0[0].copy()
-
     def _ask(self) -> np.ndarray:
         if self._base is None:
             self._base = self.space.initial(self.rng)[0].copy()

@@ -128,10 +128,49 @@ def evaluate_genomes(space: MergeSpace, task: Task, x: np.ndarray, split: str = 
         scores[i] = r.scores
         if desc is not None and r.descriptors is not None:
             desc[i] = r.descriptors
-    if desc is not None and task.descriptor_bounds:
-        lo, hi = np.array(task.descriptor_bounds, dtype=float).T
-        desc = np.clip((desc - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0, 1.0)
-    return Evaluation(value=value, scores=scores, descriptors=desc, errors=errors), n_fwd
+    return Evaluation(value=value, scores=scores, descriptors=normalise_descriptors(desc, task),
+                      errors=errors), n_fwd
+
+
+def score_starting_models(problem: Problem, space: MergeSpace, rng: np.random.Generator
+                          ) -> tuple[np.ndarray, Evaluation, float, int]:
+    """Score the problem's starting models once, free: the same for every baseline and space.
+
+    The starting models are the pool's sources (or ``n_start`` fresh samples from scratch), built by
+    the family directly (none for a pool with neither). Returns the genomes of those the space can express with their evaluation
+    (what ``Baseline.seed`` gets), the best starting score (step 0 of every curve) and the examples
+    scored. A starting model that cannot be built or scored is a :class:`StartError`.
+    """
+    task, pool = problem.task, problem.pool
+    states = pool.starting_states(rng) if pool.sources or pool.sampler is not None else []
+    results, n_fwd = [], 0
+    for i, state in enumerate(states):
+        try:
+            r = task.evaluate(pool.family.build(state), SEARCH)
+        except candidate_failures() as e:
+            r = describe(e)
+        if isinstance(r, str) or not np.isfinite(r.primary):
+            why = r if isinstance(r, str) else f"non-finite {task.primary_metric or 'primary metric'}"
+            raise StartError(f"{problem.name}: starting model {i} cannot be built or scored, so no search "
+                             f"can start ({why})")
+        results.append(r)
+        n_fwd += r.n_forward
+    idx, x0 = space.starting_genomes(states)
+    chosen = [results[i] for i in idx]
+    scores = np.array([r.scores for r in chosen]).reshape(len(chosen), -1) if chosen else None
+    desc = (np.array([r.descriptors for r in chosen]) if chosen and chosen[0].descriptors is not None
+            else None)
+    ev0 = Evaluation(value=np.array([r.primary for r in chosen], dtype=float), scores=scores,
+                     descriptors=normalise_descriptors(desc, task), errors=[None] * len(chosen))
+    return x0, ev0, float(max((r.primary for r in results), default=np.nan)), n_fwd
+
+
+def normalise_descriptors(desc: np.ndarray | None, task: Task) -> np.ndarray | None:
+    """Descriptors mapped from the task's declared bounds onto [0, 1] (clipped)."""
+    if desc is None or not task.descriptor_bounds:
+        return desc
+    lo, hi = np.array(task.descriptor_bounds, dtype=float).T
+    return np.clip((desc - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0, 1.0)
 
 
 def baseline_config(cls: type[Baseline], user: dict[str, Any], problem: Problem) -> dict[str, Any]:
@@ -152,15 +191,10 @@ def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int
                     seed=seed, space=space.kind, budget=budget)
     t0 = time.perf_counter()
     baseline.setup(space, budget, seed)
-    rng = np.random.default_rng([seed, 1])  # the space's own stream (starting models), apart from the baseline's
-    x0 = space.initial(rng)
-    ev0, n_fwd = evaluate_genomes(space, task, x0)
-    if not ev0.ok.all():
-        bad = next(e for e in ev0.errors if e)
-        raise StartError(f"{problem.name}: a starting model of the {space.kind} space cannot be built or "
-                         f"scored, so no search can start ({bad})")
+    rng = np.random.default_rng([seed, 1])  # the pool's own stream (starting models), apart from the baseline's
+    x0, ev0, start_best, n_fwd = score_starting_models(problem, space, rng)
     res.forward_examples += n_fwd
-    res.start_best = float(np.max(ev0.value))
+    res.start_best = start_best
     baseline.seed(x0, ev0)
     values = np.full(budget, np.nan)
     n = 0

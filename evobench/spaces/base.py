@@ -50,8 +50,15 @@ class MergeSpace(ABC):
         return rng.uniform(self.lower, self.upper, size=(k, self.dim))
 
     def initial(self, rng: np.random.Generator) -> np.ndarray:
-        """Starting genomes ``(m, dim)`` (the source models, or the box centre)."""
+        """The default starting point of a search ``(m, dim)``: the box centre (a CMA-ES mean, say).
+        It is not scored by the runner; the scored starting models are :meth:`starting_genomes`."""
         return ((self.lower + self.upper) / 2.0)[None, :]
+
+    def starting_genomes(self, states: list) -> tuple[list[int], np.ndarray]:
+        """Genomes that build the given starting models exactly, for those this space can express:
+        ``(indices into states, genomes (k, dim))``. The runner scores every starting model once
+        (free, the same for every baseline) and seeds the baseline with these genomes."""
+        return [], np.zeros((0, self.dim))
 
     def clip(self, x: np.ndarray) -> np.ndarray:
         return np.clip(x, self.lower, self.upper) if self.bounded else x

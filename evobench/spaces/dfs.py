@@ -76,6 +76,10 @@ class DFSSpace(MergeSpace):
     def initial(self, rng: np.random.Generator) -> np.ndarray:
         return self.codec.identity()[None, :]
 
+    def starting_genomes(self, states: list) -> tuple[list[int], np.ndarray]:
+        """Only the first source is a layer path (stem and head come from it): its own path."""
+        return ([0], self.codec.identity()[None, :]) if states else ([], np.zeros((0, self.dim)))
+
     def decode(self, x: np.ndarray) -> dict:
         return {"kind": "dfs", "models": [n for n, _ in self.pool.sources], **self.codec.decode(x)}
 
@@ -99,6 +103,12 @@ class PSDFSSpace(MergeSpace):
 
     def initial(self, rng: np.random.Generator) -> np.ndarray:
         return np.concatenate([self.ps.initial(rng)[0], self.codec.identity()])[None, :]
+
+    def starting_genomes(self, states: list) -> tuple[list[int], np.ndarray]:
+        """Source i = the PS genome that merges to source i, routed through A' alone."""
+        idx, ps = self.ps.starting_genomes(states)
+        dfs = np.repeat(self.codec.identity()[None, :], len(idx), axis=0)
+        return idx, np.concatenate([ps, dfs], axis=1)
 
     def decode(self, x: np.ndarray) -> dict:
         x = np.asarray(x, dtype=float)

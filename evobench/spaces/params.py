@@ -31,6 +31,9 @@ class ParamSpace(MergeSpace):
     def initial(self, rng: np.random.Generator) -> np.ndarray:
         return np.stack([self._flat(s) for s in self.pool.starting_states(rng)])
 
+    def starting_genomes(self, states: list) -> tuple[list[int], np.ndarray]:
+        return list(range(len(states))), np.stack([self._flat(s) for s in states])
+
     def sample(self, rng: np.random.Generator, k: int) -> np.ndarray:
         if self.pool.sampler is None:
             raise SpaceError(f"params space of {self.family.name!r}: the model pool has no sampler "

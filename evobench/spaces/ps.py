@@ -101,3 +101,20 @@ class PSSpace(MergeSpace):
 
     def state_dict(self, x: np.ndarray) -> dict[str, torch.Tensor]:
         return self.merged_state(x)
+
+    def source_genome(self, i: int) -> np.ndarray | None:
+        """The genome whose merge is source ``i`` itself: weight 1 for it and 0 for the others, every
+        density 1 (no drop), in every group. None when the op has knobs other than weight/density."""
+        names = [k.name for k in self.knobs]
+        if "weight" not in names or not set(names) <= {"weight", "density"}:
+            return None
+        g = np.ones((len(self.groups), len(self.knobs), len(self.names)))
+        w = names.index("weight")
+        g[:, w, :] = 0.0
+        g[:, w, i] = 1.0
+        return g.reshape(-1)
+
+    def starting_genomes(self, states: list) -> tuple[list[int], np.ndarray]:
+        """One genome per source (see :meth:`source_genome`); the starting models are the sources."""
+        rows = [(i, g) for i in range(min(len(states), len(self.names))) if (g := self.source_genome(i)) is not None]
+        return [i for i, _ in rows], np.array([g for _, g in rows]).reshape(len(rows), self.dim)
