@@ -192,3 +192,16 @@ def test_device_names():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_other_architectures_are_refused(cfg, tok):
+    from transformers import MistralConfig, MistralForCausalLM
+
+    a = tiny_llama(copy.deepcopy(cfg))
+    m = MistralForCausalLM(MistralConfig(**{k: getattr(cfg, k) for k in (
+        "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+        "num_key_value_heads")}))
+    with pytest.raises(IncompatibleModelsError,
+                       match=r"^cannot merge 'a' and 'b': architecture differs \(LlamaForCausalLM vs Mistral"):
+        check_compatible({"a": a, "b": m})
+    check_compatible({"a": a, "b": cfg})  # a config naming no architecture is compared on its fields

@@ -145,3 +145,30 @@ def test_bad_paths_are_refused_in_one_line(setup):
         with pytest.raises(ValueError, match=words) as e:
             family.build_path(states, path, scales)
         assert "\n" not in str(e.value)
+
+
+def test_sliding_window_layers_keep_their_type_on_a_path():
+    """Qwen2 with sliding-window attention in its last two layers (window 4, shorter than the prompt)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    cfg = Qwen2Config(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                      num_attention_heads=4, num_key_value_heads=2, use_sliding_window=True, sliding_window=4,
+                      max_window_layers=2, initializer_range=0.2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        a, b = Qwen2ForCausalLM(copy.deepcopy(cfg)).eval(), Qwen2ForCausalLM(copy.deepcopy(cfg)).eval()
+        ids = torch.randint(0, 100, (1, 9))
+    family = CausalLMFamily(a)
+    states = [family.state_of(a), family.state_of(b)]
+    pm = family.build_path(states, [(0, i) for i in range(4)], [1.0] * 4)
+    with torch.no_grad():
+        assert torch.equal(pm(ids).logits, a(ids).logits)
+    pm = family.build_path(states, [(0, 0), (1, 3), (0, 3), (0, 3), (1, 1)], [1.0] * 5)
+    assert pm.config.layer_types == ["full_attention"] + ["sliding_attention"] * 3 + ["full_attention"]
+    out = pm.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, min_new_tokens=8,
+                      do_sample=False)
+    seq = ids
+    with torch.no_grad():
+        for _ in range(8):
+            seq = torch.cat([seq, pm(seq, use_cache=False).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(out, seq)

@@ -28,8 +28,8 @@ from evobench.models.decoder_path import DecoderPaths, decoder_layers_name
 from evobench.models.lm_loading import load_causal_lm, load_tokenizer, resolve_device
 
 OUTSIDE_LAYERS = "outside layers"
-CONFIG_FIELDS = ("model_type", "architectures", "hidden_size", "num_hidden_layers", "vocab_size",
-                 "intermediate_size", "num_attention_heads", "num_key_value_heads", "tie_word_embeddings")
+CONFIG_FIELDS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size", "intermediate_size",
+                 "num_attention_heads", "num_key_value_heads", "tie_word_embeddings")
 
 
 class IncompatibleModelsError(ValueError):
@@ -127,6 +127,14 @@ def _config(model_or_config):
     return getattr(model_or_config, "config", model_or_config)
 
 
+def _architecture(model_or_config) -> str | None:
+    """The model class name (of a live model, or the one its config names; None if it names none)."""
+    if isinstance(model_or_config, nn.Module):
+        return type(model_or_config).__name__
+    names = getattr(model_or_config, "architectures", None)
+    return names[0] if names else None
+
+
 def _tokenizer_difference(a, b) -> str | None:
     va, vb = a.get_vocab(), b.get_vocab()
     if va != vb:
@@ -149,6 +157,10 @@ def check_compatible(models: Mapping[str, Any], tokenizers: Mapping[str, Any] | 
     names = list(models)
     ref = names[0]
     for n in names[1:]:
+        arch_a, arch_b = _architecture(models[ref]), _architecture(models[n])
+        if arch_a and arch_b and arch_a != arch_b:
+            raise IncompatibleModelsError(f"cannot merge {ref!r} and {n!r}: architecture differs "
+                                          f"({arch_a} vs {arch_b})")
         a, b = _config(models[ref]), _config(models[n])
         for f in CONFIG_FIELDS:
             va, vb = getattr(a, f, None), getattr(b, f, None)
