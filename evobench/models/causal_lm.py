@@ -3,8 +3,8 @@
 :class:`CausalLMFamily` takes its tensor layout from one live model (the *template*). A state dict
 holds one tensor per parameter; tied parameters are one tensor (a tied ``lm_head.weight`` is not a
 key: it is ``model.embed_tokens.weight``). ``build(state)`` copies the state into ONE live model
-owned by the family (made once, as a copy of the template) and returns it, so merging a candidate
-allocates no model: memory is the sources + the base + one live model. ``build_path`` runs a path
+owned by the family (made once, as a copy of the template) and returns it, so building a candidate
+allocates no model: the family holds the sources, the base and one live model. ``build_path`` runs a path
 through the decoder layers of several models without copying them (:mod:`evobench.models.decoder_path`).
 
 :func:`check_compatible` refuses, before any search, models that differ in architecture, sizes,
