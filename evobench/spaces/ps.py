@@ -3,12 +3,14 @@
 Default (Sakana, "Evolutionary Optimization of Model Merging Recipes"): DARE-TIES over task vectors
 relative to the pool's base, one density and one weight per source model, weights not normalised.
 Genes live in [0,1] and map linearly onto each knob's declared range. ``granularity="tensor"`` gives
-every tensor its own knobs (finer recipes, more genes).
+every tensor its own knobs (finer recipes, more genes); ``granularity="layer"`` gives each decoder
+layer its own knobs plus one set for the tensors outside the layers (families with ``layer_groups``).
 
 Random drops (DARE) depend only on the recipe: every (tensor, model) pair draws its mask from its own
 generator, seeded by :func:`mask_seed` from the space's ``merge_seed``, the tensor's name and the
-model's index. A genome therefore always builds the same model, and changing one model's (or one
-tensor's) knobs never changes the masks drawn for the others.
+model's index, on the device of the source tensors. A genome therefore always builds the same model
+(on that device), and changing one model's (or one tensor's) knobs never changes the masks drawn
+for the others.
 
 Without a shared base (sources trained from independent inits) the base is all zeros: task vectors
 are then the weights themselves, and DARE-TIES is a sparsified, sign-elected weighted sum.
@@ -36,6 +38,19 @@ def mask_seed(merge_seed: int, tensor: str, model: int) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
+def _groups(family, granularity: str) -> dict[str, list[str]]:
+    """Group name -> tensor names sharing one set of knobs."""
+    if granularity == "model":
+        return {"*": family.param_names}
+    if granularity == "tensor":
+        return {t: [t] for t in family.param_names}
+    groups = family.layer_groups() if hasattr(family, "layer_groups") else {}
+    if not groups:
+        raise SpaceError(f"ps space: granularity 'layer' needs a model family with decoder layers; "
+                         f"{family.name!r} has none")
+    return groups
+
+
 class PSSpace(MergeSpace):
     kind = "ps"
 
@@ -43,14 +58,15 @@ class PSSpace(MergeSpace):
                  merge_seed: int = 0) -> None:
         if len(pool.sources) < 2:
             raise SpaceError(f"ps space needs >= 2 source models, the pool has {len(pool.sources)}")
-        if granularity not in ("model", "tensor"):
-            raise SpaceError(f"ps space: granularity must be 'model' or 'tensor', got {granularity!r}")
+        if granularity not in ("model", "tensor", "layer"):
+            raise SpaceError(f"ps space: granularity must be 'model', 'tensor' or 'layer', got {granularity!r}")
         self.pool, self.family = pool, pool.family
         self.op_name, self.op = op, MERGE_OPS.get(op)
         self.knobs = [k for k in self.op.knobs if k.per_model]
         if not self.knobs:
             raise SpaceError(f"ps space: merge op {op!r} declares no per-model knobs to search")
-        self.groups = self.family.param_names if granularity == "tensor" else ["*"]
+        self.members = _groups(pool.family, granularity)
+        self.groups = list(self.members)
         self.granularity, self.merge_seed = granularity, int(merge_seed)
         self.names = [n for n, _ in pool.sources]
         self.states = [s for _, s in pool.sources]
@@ -86,13 +102,15 @@ class PSSpace(MergeSpace):
             if self.granularity == "model":
                 kw[name] = [float(a) for a in v[0, i]]
             else:
-                kw[name] = {t: [float(a) for a in v[g, i]] for g, t in enumerate(self.groups)}
+                kw[name] = {t: [float(a) for a in v[g, i]] for g, grp in enumerate(self.groups)
+                            for t in self.members[grp]}
         return kw
 
     def merged_state(self, x: np.ndarray) -> dict[str, torch.Tensor]:
         kw = self.knob_kwargs(x)
         if self._takes_generator:
-            kw["generator"] = {name: [torch.Generator().manual_seed(mask_seed(self.merge_seed, name, j))
+            device = next(iter(self.states[0].values())).device  # DARE draws on the tensors' device
+            kw["generator"] = {name: [torch.Generator(device=device).manual_seed(mask_seed(self.merge_seed, name, j))
                                       for j in range(len(self.states))] for name in self.states[0]}
         return merge_state_dicts(self.op, self.base if self._takes_base else None, self.states, **kw)
 
