@@ -124,7 +124,8 @@ class LMEngine:
                                     eos_ids=self.eos_token_ids, decode=self._decode, device=device)
                 self.forward_passes += max(len(g.new_tokens) for g in rows)
                 for i, g in zip(batch, rows, strict=True):
-                    out[i] = Generation(g.text, len(prompts[i]), len(g.new_tokens), g.stopped_by, g.stop)
+                    out[i] = Generation(g.text, len(prompts[i]), len(g.new_tokens), g.stopped_by, g.stop,
+                                            g.new_tokens)
         return [out[i] for i in index]
 
     def loglikelihood(self, model, requests: Sequence[LoglikelihoodRequest]) -> list[Loglikelihood]:

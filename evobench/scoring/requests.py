@@ -52,7 +52,8 @@ class Generation:
     any stop string. ``n_prompt_tokens`` counts the prompt tokens the model saw (after BOS and any
     left truncation); ``n_new_tokens`` counts the tokens generated, including the one that completed
     a stop string or the EOS token. ``stopped_by`` is ``"stop"`` (then ``stop`` holds the stop string
-    that cut the text), ``"eos"`` or ``"length"`` (``max_new_tokens`` reached).
+    that cut the text), ``"eos"`` or ``"length"`` (``max_new_tokens`` reached). ``token_ids`` are the
+    generated ids, EOS included when it ended the generation.
     """
 
     text: str
@@ -60,6 +61,7 @@ class Generation:
     n_new_tokens: int
     stopped_by: StopReason
     stop: str | None = None
+    token_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
