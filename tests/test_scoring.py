@@ -73,6 +73,20 @@ def test_batched_generation_equals_greedy_alone(tok, model):
         assert g.text == tok.decode(want, skip_special_tokens=True)
 
 
+def test_left_padding_keeps_absolute_positions(tok):
+    """With learned absolute positions (GPT-2), each row's positions must start at its first token."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=32, n_layer=2, n_head=2, initializer_range=0.2,
+                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        gpt2 = GPT2LMHeadModel(config).eval()
+    reqs = [GenerateRequest(p, (), 6) for p in PROMPTS[:3]]
+    out = LMEngine(tok, batch_size=3).generate(gpt2, reqs)
+    assert [list(g.token_ids) for g in out] == [reference_greedy(gpt2, tok.encode(r.prompt), 6) for r in reqs]
+
+
 def test_stop_string_cuts_text_and_ends_generation(tok, model):
     ids = tok.encode(PROMPTS[0])
     free = reference_greedy(model, ids, 40)
@@ -247,6 +261,37 @@ def test_nan_logits_raise_non_finite_error(tok):
         engine.generate(broken, [GenerateRequest("Tom has", (), 3)])
     with pytest.raises(NonFiniteError, match="non-finite logits"):
         engine.loglikelihood(broken, [LoglikelihoodRequest("Tom has", " 3 apples")])
+
+
+class PoisonedLogits(torch.nn.Module):
+    """Wraps a causal LM and sets chosen logits to NaN: ``where(call, input_ids)`` picks them."""
+
+    def __init__(self, inner, where):
+        super().__init__()
+        self.inner, self.where, self.calls = inner, where, 0
+
+    def forward(self, **kwargs):
+        out = self.inner(**kwargs)
+        index = self.where(self.calls, kwargs["input_ids"])
+        if index is not None:
+            out.logits[index] = float("nan")
+        self.calls += 1
+        return out
+
+
+def test_nan_mid_generation_fails_but_nan_at_padding_is_never_read(tok, model):
+    reqs = [GenerateRequest(PROMPTS[0], (), 5), GenerateRequest("A", (), 5)]
+    engine = LMEngine(tok, batch_size=2)
+    want = engine.generate(model, reqs)
+    third_step = PoisonedLogits(model, lambda call, ids: (1, -1) if call == 2 else None)
+    with pytest.raises(NonFiniteError, match="generation step 2"):
+        engine.generate(third_step, reqs)
+    # the short prompt is left-padded: its first position is padding in the first call
+    padding = PoisonedLogits(model, lambda call, ids: (1, 0) if call == 0 else None)
+    assert [g.token_ids for g in engine.generate(padding, reqs)] == [g.token_ids for g in want]
+    lls = [LoglikelihoodRequest(PROMPTS[0], " 8"), LoglikelihoodRequest("A", " 8")]
+    right_pad = PoisonedLogits(model, lambda call, ids: (1, ids.shape[1] - 1))  # row 1 is right-padded
+    assert engine.loglikelihood(right_pad, lls) == engine.loglikelihood(model, lls)
 
 
 def test_requests_validate_and_records_are_json(tok, model):

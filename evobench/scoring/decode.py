@@ -2,7 +2,9 @@
 
 Both take a model with the call signature of a Hugging Face causal LM (transformers 5):
 ``model(input_ids=..., attention_mask=..., position_ids=..., cache=..., use_cache=...)`` returning
-an object with ``.logits`` (and ``.cache`` when ``use_cache`` is true). Logits that are read and
+an object with ``.logits`` (and ``.cache`` when ``use_cache`` is true; a model whose ``forward``
+takes ``past_key_values`` instead gets and returns the cache under that name). ``logits_to_keep=1``
+is passed during generation when ``forward`` accepts it. Logits that are read and
 turn out NaN or infinite raise :class:`~evobench.errors.NonFiniteError`; logits at padding
 positions are never read.
 """
@@ -30,12 +32,19 @@ class Greedy:
     stop: str | None  # the stop string that cut ``text``
 
 
-def _accepts(model, name: str) -> bool:
+def _parameters(model) -> Collection[str]:
     try:
-        params = inspect.signature(model.forward if hasattr(model, "forward") else model).parameters
+        return inspect.signature(model.forward if hasattr(model, "forward") else model).parameters
     except (TypeError, ValueError):
-        return False
-    return name in params
+        return ()
+
+
+def _cache_names(params: Collection[str]) -> tuple[str, str]:
+    """The (argument, output attribute) that carry the KV cache: ``cache`` since transformers 5.x
+    renamed it, ``past_key_values`` for models that still take the older name."""
+    if "cache" not in params and "past_key_values" in params:
+        return "past_key_values", "past_key_values"
+    return "cache", "cache"
 
 
 def _check_finite(logits: torch.Tensor, where: str) -> None:
@@ -70,16 +79,20 @@ def greedy_batch(model, prompts: Sequence[Tokens], budgets: Sequence[int], stops
         mask[i, width - len(p):] = 1
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp_min(0)
-    extra = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
+    params = _parameters(model)
+    cache_arg, cache_out = _cache_names(params)
+    extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
 
     new: list[list[int]] = [[] for _ in range(n)]
     texts = [""] * n
     done: list[tuple[str, str | None] | None] = [None] * n
     cache, step = None, 0
     while True:
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
-                    **extra)
-        cache = out.cache
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                    **{cache_arg: cache}, **extra)
+        cache = getattr(out, cache_out, None)
+        if cache is None:
+            raise TypeError(f"the model returned no KV cache (`{cache_out}`) with use_cache=True")
         live = [i for i in range(n) if done[i] is None]
         last = out.logits[:, -1, :]
         _check_finite(last[live], f"generation step {step}")
