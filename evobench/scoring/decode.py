@@ -3,8 +3,8 @@
 Both take a model with the call signature of a Hugging Face causal LM (transformers 5):
 ``model(input_ids=..., attention_mask=..., position_ids=..., cache=..., use_cache=...)`` returning
 an object with ``.logits`` (and ``.cache`` when ``use_cache`` is true; a model whose ``forward``
-takes ``past_key_values`` instead gets and returns the cache under that name). ``logits_to_keep=1``
-is passed during generation when ``forward`` accepts it. Logits that are read and
+takes ``past_key_values`` instead gets and returns the cache under that name). When ``forward``
+accepts ``logits_to_keep``, only the logits that are read are asked for. Logits that are read and
 turn out NaN or infinite raise :class:`~evobench.errors.NonFiniteError`; logits at padding
 positions are never read.
 """
@@ -149,10 +149,14 @@ def loglikelihood_batch(model, pairs: Sequence[tuple[Tokens, Tokens]], *, max_le
     for i, x in enumerate(inputs):
         ids[i, :len(x)] = torch.tensor(x, dtype=torch.long)
         mask[i, :len(x)] = 1
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+    # only the last `keep` positions hold scored logits: ask for no more when the model allows it
+    keep = max(width - len(x) + len(cont) for x, (_, cont) in zip(inputs, pairs, strict=True))
+    extra = {"logits_to_keep": keep} if "logits_to_keep" in _parameters(model) else {}
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), **extra).logits
+    offset = width - logits.shape[1]  # positions before the first returned logit
     results = []
     for row, x, (_, cont) in zip(logits, inputs, pairs, strict=True):
-        scored = row[len(x) - len(cont):len(x)].float()
+        scored = row[len(x) - len(cont) - offset:len(x) - offset].float()
         _check_finite(scored, "log-likelihood")
         logp = torch.log_softmax(scored, dim=-1)
         target = torch.tensor(cont, dtype=torch.long, device=logp.device)
