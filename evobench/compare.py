@@ -49,6 +49,7 @@ class Comparison:
     out_dir: Path | None = None
     wall_time: float = 0.0
     environment: dict[str, Any] = field(default_factory=dict)  # git sha and package versions
+    sources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # per task: the sources' own scores
     warnings: list[str] = field(default_factory=list)  # e.g. merged parts ran different versions
 
     def scores(self, task: str) -> dict[str, dict[int, float]]:
@@ -155,6 +156,8 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
         tracker.start_comparison(cfg.name, params=cfg.model_dump(mode="json"), tags={"git_sha": sha, **{
             f"version.{k}": v for k, v in comp.environment["versions"].items()}})
         provenance = {p.problem.name: problem_provenance(p.problem) for p in pairs}
+        for problem in {p.problem.name: p.problem for p in pairs}.values():
+            comp.sources[problem.name] = score_sources(problem)
         for pair in pairs:
             prov = provenance[pair.problem.name]
             cls = BASELINES.get(pair.spec.name)
@@ -197,6 +200,26 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
             comp.out_dir = rundir.abandon()
         tracker.end_comparison(status)
     return comp
+
+
+def score_sources(problem: Problem) -> list[dict[str, Any]]:
+    """The source models' own search and test scores (free; shown beside the merges in the table).
+
+    Scored like the starting models: a source that cannot be scored is a :class:`StartError`."""
+    from evobench.errors import StartError, candidate_failures, describe
+    from evobench.task import SEARCH, TEST
+
+    out = []
+    for name, state in problem.pool.sources:
+        row: dict[str, Any] = {"source": name}
+        for split in (SEARCH, TEST):
+            try:
+                r = problem.task.evaluate(problem.pool.family.build(state), split)
+            except candidate_failures() as e:
+                raise StartError(f"{problem.name}: source {name!r} cannot be scored ({describe(e)})") from None
+            row[f"{split}_score"] = float(r.primary)
+        out.append(row)
+    return out
 
 
 def _save_run(rundir: RunDir, r: RunResult, provenance: dict[str, str]) -> None:

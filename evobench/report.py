@@ -9,6 +9,10 @@ from typing import Any
 import numpy as np
 
 
+def _finite(v) -> bool:
+    return isinstance(v, int | float) and math.isfinite(v)
+
+
 def _fmt_p(p: float) -> str:
     if p is None or not math.isfinite(p):
         return "—"
@@ -57,6 +61,10 @@ def format_table(comp) -> str:
         for base in dict.fromkeys(r.baseline for r in comp.results if r.task == task and r.baseline not in scored):
             failed = sum(r.failed for r in comp.results if r.task == task and r.baseline == base)
             lines.append(f"{base:<22}no test score: no candidate succeeded ({failed} failed)")
+        for s in getattr(comp, "sources", {}).get(task, []):
+            test = f"{100 * s['test_score']:.2f}" if _finite(s.get("test_score")) else "—"
+            search = f"{100 * s['search_score']:.2f}" if _finite(s.get("search_score")) else "—"
+            lines.append(f"{'(source) ' + s['source']:<30}{test:>18}{'':>11}{search:>13}")
     for task, base, why in comp.skipped:
         lines.append(f"skipped {base} on {task}: {why}")
     lines.append(f"\ntotal wall time {comp.wall_time:.1f} s; * = best mean; scores in %")
@@ -74,6 +82,7 @@ def results_json(comp) -> dict[str, Any]:
         "tables": {t: task_rows(comp, t) for t in comp.tables},
         "runs": [r.summary() for r in comp.results],
         "skipped": [{"task": t, "baseline": b, "reason": w} for t, b, w in comp.skipped],
+        "sources": comp.sources,
     })
 
 
@@ -133,6 +142,7 @@ def load_comparison(paths) -> Any:
 
     from evobench.compare import Comparison
     from evobench.config import ConfigError, RunConfig
+    from evobench.jsonio import none_to_nan
     from evobench.rundir import load_array
     from evobench.runner import RunResult
     from evobench.stats import compare_to_best
@@ -163,6 +173,9 @@ def load_comparison(paths) -> Any:
             seen.add(key)
             comp.results.append(run)
         comp.skipped += [(s["task"], s["baseline"], s["reason"]) for s in data.get("skipped", [])]
+        for task, rows in (data.get("sources") or {}).items():
+            comp.sources.setdefault(task, [{k: (none_to_nan(v) if k.endswith("_score") else v)
+                                            for k, v in row.items()} for row in rows])
         comp.wall_time += float(data.get("wall_time_s") or 0.0)
     if comp is None:
         raise ConfigError("report: give at least one results folder")

@@ -380,3 +380,18 @@ def test_failure_messages_reach_the_tracker(tmp_path, monkeypatch):
     assert 0 < r.failed < 20 and r.failed == int(np.isnan(r.values).sum())
     assert rec.dicts["failures.json"] == {"failed": r.failed,
                                           "first_distinct_errors": ["CandidateError: no model for this recipe"]}
+
+
+def test_table_shows_the_sources_own_scores(tmp_path):
+    from evobench.report import format_table, load_comparison
+
+    cfg = validate({"tasks": ["digits-specialists"], "baselines": ["random-search"], "budget": 2, "seeds": [0],
+                    "out": str(tmp_path)})
+    comp = run_comparison(cfg, progress=False)
+    p = digits.specialists()
+    want = {name: p.task.evaluate(p.pool.family.build(s), "test").primary for name, s in p.pool.sources}
+    assert {s["source"]: s["test_score"] for s in comp.sources["digits-specialists"]} == want
+    for name, score in want.items():
+        assert f"(source) {name}" in format_table(comp) and f"{100 * score:.2f}" in format_table(comp)
+    again = load_comparison([comp.out_dir])  # kept in results.json
+    assert again.sources == comp.sources
