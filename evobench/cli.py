@@ -34,6 +34,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="folder for results JSON, table and plot (default: ./evobench-results)")
     p.add_argument("--name", help="name of this comparison (MLflow parent run, results folder)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: auto = cuda when present); "
+                                    "for tasks whose models can run on a GPU")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -111,7 +113,8 @@ def _run(args: argparse.Namespace) -> int:
 
     cfg = build_config(preset=args.preset, config_file=args.config, tasks=args.tasks, baselines=args.baselines,
                        budget=args.budget, seeds=args.seeds, tracking_uri=args.tracking_uri,
-                       experiment=args.experiment, out=args.out, name=args.name, threads=args.threads)
+                       experiment=args.experiment, out=args.out, name=args.name, threads=args.threads,
+                       device=args.device)
     tracker_name = "none" if args.no_tracking else (args.tracker or "mlflow")
     tracker = TRACKERS.get(tracker_name)(tracking_uri=cfg.tracking_uri, experiment=cfg.experiment)
     try:

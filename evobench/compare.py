@@ -62,9 +62,21 @@ class Comparison:
         return out
 
 
-def _problem(t) -> Problem:
+def _problem(t, device: str = "auto") -> Problem:
+    """Call the task's factory; a factory with a ``device`` parameter gets the run's device unless the
+    task's options name one."""
+    import inspect
+
+    factory = TASKS.get(t.name)
+    options = dict(t.options)
     try:
-        return TASKS.get(t.name)(**t.options)
+        takes_device = "device" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: no signature to read
+        takes_device = False
+    if takes_device:
+        options.setdefault("device", device)
+    try:
+        return factory(**options)
     except (TypeError, ValueError) as e:
         opts = f" with options {t.options}" if t.options else ""
         raise ConfigError(f"task {t.name!r}{opts}: {' '.join(str(e).split())}") from None
@@ -103,7 +115,7 @@ def plan(cfg: RunConfig) -> tuple[list[Pair], list[tuple[str, str, str]]]:
         raise ConfigError("baselines: two entries share a name; give one a distinct 'label'")
     pairs, skipped, names = [], [], set()
     for t in cfg.tasks:
-        problem = _problem(t)
+        problem = _problem(t, cfg.device)
         if problem.name in names:
             raise ConfigError(f"tasks: {problem.name!r} is listed twice")
         names.add(problem.name)

@@ -119,6 +119,7 @@ class RunConfig(_Frozen):
     baselines: list[BaselineSpec] | None = None  # None = every registered baseline that fits the task
     budget: int = Field(1000, gt=0, strict=True)  # strict: YAML `yes` is not a budget
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    device: str = "auto"  # cpu | cuda | cuda:N | auto (cuda when present); given to task factories that take it
     save_best_model: bool = Field(True, strict=True)  # best_model.safetensors per run (recipe spaces too)
     tracking_uri: str | None = None  # None = sqlite:///./mlruns.db
     experiment: str = "evobench"
@@ -142,6 +143,13 @@ class RunConfig(_Frozen):
     @classmethod
     def _seeds(cls, v: Any) -> Any:
         return parse_seeds(v)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", v):
+            raise ValueError(f"device must be cpu, cuda, cuda:N or auto, got {v!r}")
+        return v
 
     @field_validator("name")
     @classmethod

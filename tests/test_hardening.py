@@ -395,3 +395,25 @@ def test_table_shows_the_sources_own_scores(tmp_path):
         assert f"(source) {name}" in format_table(comp) and f"{100 * score:.2f}" in format_table(comp)
     again = load_comparison([comp.out_dir])  # kept in results.json
     assert again.sources == comp.sources
+
+
+def test_device_reaches_factories_that_take_it(capsys, tmp_path):
+    from evobench.registry import TASKS
+
+    seen = []
+
+    def on_device(device: str = "cpu"):
+        """Digits specialists, noting the device asked for."""
+        seen.append(device)
+        return digits.specialists()
+
+    TASKS.register("digits-on-device", on_device)
+    try:
+        plan(validate({"tasks": ["digits-on-device"], "baselines": ["m2n2"], "device": "cuda:1"}))
+        plan(validate({"tasks": [{"name": "digits-on-device", "options": {"device": "cpu"}}], "baselines": ["m2n2"],
+                       "device": "cuda"}))
+        assert seen == ["cuda:1", "cpu"]
+        plan(validate({"tasks": ["digits-specialists"], "baselines": ["m2n2"], "device": "cuda"}))  # not passed
+        one_line_exit_2([*TINY, "--device", "gpu", "--out", str(tmp_path)], capsys, "device must be")
+    finally:
+        TASKS._entries.pop("digits-on-device")
