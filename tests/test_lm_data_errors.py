@@ -147,6 +147,10 @@ def test_jsquad_errors(tmp_path):
     f.write_text(json.dumps(jsquad_doc([{"text": "雨季"}])))
     with pytest.raises(DataFormatError, match=r"row 1: column 'answer_start': missing"):
         load_jsquad(f)
+    f.write_text(json.dumps({"data": [{"title": "梅雨", "paragraphs": [{"qas": []}]}]}))
+    with pytest.raises(DataFormatError) as e:
+        load_jsquad(f)
+    assert one_line(e) == f"{f}: article 1: column 'context': missing"
     f.write_text(json.dumps({"version": 1}))
     with pytest.raises(DataFormatError, match="expected an object with a 'data' list"):
         load_jsquad(f)

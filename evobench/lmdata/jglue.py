@@ -131,7 +131,8 @@ def _check_answers(answers: Any, source: str, n: int | str) -> dict[str, list]:
 def read_jsquad(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The SQuAD-style JSQuAD file flattened to one row per question, in file order.
 
-    Row numbers in messages count questions from 1 over the whole file.
+    Row numbers in messages count questions from 1 over the whole file; a fault above the
+    questions names the article (counted from 1).
     """
     file = resolve(path, "JSQuAD", ["jsquad-valid-v1.3.json", "valid-v1.3.json", "jsquad-valid-v1.1.json"])
     data = read_json(file)
@@ -140,13 +141,13 @@ def read_jsquad(path: str | os.PathLike) -> list[dict[str, Any]]:
         raise DataFormatError(f"{file}: expected an object with a 'data' list of articles")
     rows: list[dict[str, Any]] = []
     for a, article in enumerate(data["data"], start=1):
-        article = check_row(article, {"title": text}, f"{file} article", a)
+        article = check_row(article, {"title": text}, source, a, unit="article")
         if not isinstance(article.get("paragraphs"), list):
-            raise row_error(f"{file} article", a, "paragraphs", "expected a list")
+            raise row_error(source, a, "paragraphs", "expected a list", unit="article")
         for paragraph in article["paragraphs"]:
-            paragraph = check_row(paragraph, {"context": text}, f"{file} article", a)
+            paragraph = check_row(paragraph, {"context": text}, source, a, unit="article")
             if not isinstance(paragraph.get("qas"), list):
-                raise row_error(f"{file} article", a, "qas", "expected a list")
+                raise row_error(source, a, "qas", "expected a list", unit="article")
             for qa in paragraph["qas"]:
                 n = len(rows) + 1
                 qa = check_row(qa, {**_QA, "answers": present}, source, n)

@@ -29,9 +29,9 @@ class DataUnavailableError(LMDataError):
     """Neither a local copy nor the hub can provide the data set."""
 
 
-def row_error(source: str, row: int | str, column: str, problem: str) -> DataFormatError:
-    """``<source>: row <row>: column '<column>': <problem>`` as a :class:`DataFormatError`."""
-    return DataFormatError(f"{source}: row {row}: column {column!r}: {problem}")
+def row_error(source: str, row: int | str, column: str, problem: str, unit: str = "row") -> DataFormatError:
+    """``<source>: <unit> <row>: column '<column>': <problem>`` as a :class:`DataFormatError`."""
+    return DataFormatError(f"{source}: {unit} {row}: column {column!r}: {problem}")
 
 
 # ---- column checks ---------------------------------------------------------------------------
@@ -84,19 +84,21 @@ def one_of(*allowed: Any) -> Check:
     return check
 
 
-def check_row(row: Any, schema: Mapping[str, Check], source: str, n: int | str) -> dict[str, Any]:
+def check_row(
+    row: Any, schema: Mapping[str, Check], source: str, n: int | str, unit: str = "row"
+) -> dict[str, Any]:
     """``row`` as a dict once every column of ``schema`` is present and passes its check.
 
-    Columns outside the schema are kept as they are.
+    Columns outside the schema are kept as they are. ``unit`` names what ``n`` counts in messages.
     """
     if not isinstance(row, Mapping):
-        raise DataFormatError(f"{source}: row {n}: expected an object, got {type(row).__name__}")
+        raise DataFormatError(f"{source}: {unit} {n}: expected an object, got {type(row).__name__}")
     for column, check in schema.items():
         if column not in row:
-            raise row_error(source, n, column, "missing")
+            raise row_error(source, n, column, "missing", unit)
         problem = check(row[column])
         if problem is not None:
-            raise row_error(source, n, column, problem)
+            raise row_error(source, n, column, problem, unit)
     return dict(row)
 
 
