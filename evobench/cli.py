@@ -58,6 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("paths", nargs="+", metavar="RESULTS", help="results folder or results.json")
     rp.add_argument("--json", metavar="FILE", help="also write the merged results as JSON")
     rp.add_argument("--plot", metavar="FILE", help="also redraw the best-so-far curves (PNG) from the runs' records")
+    ep = sub.add_parser("eval", help="score one model on tasks, keeping per-example records",
+                        description="Score one model on tasks and write results.json plus one JSONL record per "
+                        "example. MODEL is a .safetensors state dict of the task's model family (e.g. a run's "
+                        "best_model.safetensors), or a hub id / model directory / .gguf for language-model tasks.")
+    ep.add_argument("model", metavar="MODEL")
+    ep.add_argument("--tasks", required=True, help="comma-separated task names")
+    ep.add_argument("--split", default="test", choices=["search", "test"], help="split to score (default: test)")
+    ep.add_argument("--limit", type=int, help="score only the first N examples of each task")
+    ep.add_argument("--batch-size", type=int, help="batch size for tasks that batch (language models)")
+    ep.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    ep.add_argument("--out", default="evobench-results", help="results folder (default: ./evobench-results)")
+    ep.add_argument("--name", help="name of this evaluation (default: the model's file or folder name)")
+    ep.add_argument("--tracker", help="experiment tracker (default: mlflow)")
+    ep.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///./mlruns.db)")
+    ep.add_argument("--experiment", default="evobench", help="MLflow experiment name")
+    ep.add_argument("--no-tracking", action="store_true", help="do not log anywhere")
     lp = sub.add_parser("list", help="list tasks, baselines, merge ops, presets",
                         description="List registered tasks, baselines, merge ops and presets.")
     lp.add_argument("what", nargs="?", default="all", choices=["all", "tasks", "baselines", "merge-ops", "presets", "trackers"])
@@ -140,6 +156,25 @@ def _partial_note(cfg) -> None:
               file=sys.stderr)
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from evobench.evaluate import run_eval
+    from evobench.registry import TRACKERS
+
+    tracker_name = "none" if args.no_tracking else (args.tracker or "mlflow")
+    tracker = TRACKERS.get(tracker_name)(tracking_uri=args.tracking_uri, experiment=args.experiment)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if not tasks:
+        raise ConfigError("--tasks: give at least one task")
+    folder, res = run_eval(args.model, tasks, args.out, split=args.split, limit=args.limit, device=args.device,
+                           name=args.name, tracker=tracker, batch_size=args.batch_size)
+    for t, r in res["tasks"].items():
+        score = "—" if r["score"] is None else f"{100 * r['score']:.2f}"
+        extra = ", ".join(f"{k} {100 * v:.2f}" for k, v in r["metrics"].items() if v is not None and k != r["primary_metric"])
+        print(f"{t:<28}{r['primary_metric']} {score}  ({r['examples']} examples{'; ' + extra if extra else ''})")
+    print(f"results: {folder}")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from evobench.jsonio import write_json
     from evobench.report import format_table, load_comparison, results_json
@@ -179,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "report":
             return _report(args)
+        if args.command == "eval":
+            return _eval(args)
         return _run(args)
     except (ConfigError, RegistryError, SpaceError, StartError) as e:
         print(f"evobench: error: {e}", file=sys.stderr)

@@ -1,0 +1,152 @@
+"""``evobench eval``: score one model on tasks and keep every per-example record.
+
+A model is named the way a task can take it:
+
+* a ``.safetensors`` file (e.g. a run's ``best_model.safetensors``): a state dict of the task's own
+  model family, built by that family (for tasks such as digits, whose factory brings its models);
+* anything else (a hub id, a local model directory, a ``.gguf`` file): handed to task factories
+  that take ``models=[...]`` (the language-model tasks), which load it.
+
+Results go to ``<out>/eval-<name>-<UTC time>/``: ``results.json`` (per task: the primary metric,
+every metric, examples scored) and ``records/<task>.jsonl`` (one line per example: index, example
+id when the task gives one, score, prediction, target); the folder appears only when every task was
+scored. The same numbers go to the tracker as one run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evobench.config import ConfigError
+from evobench.jsonio import dumps, nan_to_none, write_json, write_text
+from evobench.registry import TASKS
+from evobench.task import SEARCH, TEST, TaskResult
+
+
+def _factory_takes(factory, name: str) -> bool:
+    try:
+        return name in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def load_model_for(task_name: str, model: str, device: str = "auto", batch_size: int | None = None):
+    """The problem of ``task_name`` and the runnable model ``model`` names for it."""
+    factory = TASKS.get(task_name)
+    opts: dict[str, Any] = {}
+    if _factory_takes(factory, "device"):
+        opts["device"] = device
+    if batch_size is not None and _factory_takes(factory, "batch_size"):
+        opts["batch_size"] = batch_size
+    path = Path(model)
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise ConfigError(f"model {model!r}: no such file")
+        from safetensors.torch import load_file
+
+        try:
+            problem = factory(**opts)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"task {task_name!r}: {' '.join(str(e).split())}") from None
+        state = load_file(str(path))
+        try:
+            problem.pool.family.check_state(state, f"model {model!r}")
+        except ValueError as e:
+            raise ConfigError(f"{e} (it is not a {problem.pool.family.name!r} model of task {task_name!r})") from None
+        return problem, problem.pool.family.build(state)
+    if not _factory_takes(factory, "models"):
+        raise ConfigError(f"task {task_name!r} brings its own models; give it a .safetensors state dict of its "
+                          f"model family (e.g. a run's best_model.safetensors), not {model!r}")
+    try:
+        problem = factory(models=[model], **opts)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"task {task_name!r} with model {model!r}: {' '.join(str(e).split())}") from None
+    (_, state), = problem.pool.sources
+    return problem, problem.pool.family.build(state)
+
+
+def records(result: TaskResult, ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """One JSON-ready record per scored example."""
+    n = int(result.scores.shape[0])
+
+    def item(seq, i):
+        if seq is None:
+            return None
+        v = seq[i]
+        return v.item() if isinstance(v, np.generic) else v
+
+    out = []
+    for i in range(n):
+        rec: dict[str, Any] = {"index": i, "score": float(result.scores[i])}
+        if ids is not None:
+            rec["example_id"] = ids[i]
+        pred = item(result.predictions, i)
+        if isinstance(pred, dict):
+            rec.update(pred)
+        else:
+            rec["prediction"] = pred
+            rec["target"] = item(result.targets, i)
+        out.append(nan_to_none(rec))
+    return out
+
+
+def run_eval(model: str, tasks: list[str], out: str, split: str = TEST, limit: int | None = None,
+             device: str = "auto", name: str | None = None, tracker=None, batch_size: int | None = None
+             ) -> tuple[Path, dict[str, Any]]:
+    """Score ``model`` on each task's ``split`` (first ``limit`` examples); returns the folder and results."""
+    from evobench.rundir import check_writable
+
+    if split not in (SEARCH, TEST):
+        raise ConfigError(f"split must be {SEARCH!r} or {TEST!r}, got {split!r}")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"limit must be >= 1, got {limit}")
+    for t in tasks:
+        if t not in TASKS:
+            raise ConfigError(TASKS.unknown_message(t))
+    try:
+        root = check_writable(out)
+    except OSError as e:
+        raise ConfigError(f"out: cannot write results to {out!r} ({' '.join(str(e).split())})") from None
+    label = name or Path(model).stem or "model"
+    folder = root / f".eval-{label}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.partial"
+    (folder / "records").mkdir(parents=True, exist_ok=False)
+    results: dict[str, Any] = {"model": model, "split": split, "limit": limit, "tasks": {}}
+    try:
+        for t in tasks:
+            problem, runnable = load_model_for(t, model, device, batch_size)
+            t0 = time.perf_counter()
+            r = problem.task.evaluate(runnable, split, limit)
+            try:
+                ids = problem.task.example_ids(split)[: len(r.scores)]
+            except NotImplementedError:
+                ids = None
+            recs = records(r, ids)
+            write_text(folder / "records" / f"{t}.jsonl", "".join(dumps(x, indent=None) + "\n" for x in recs))
+            results["tasks"][t] = nan_to_none({"primary_metric": problem.task.primary_metric, "score": r.primary,
+                                               "metrics": dict(r.metrics), "examples": len(recs),
+                                               "wall_time_s": time.perf_counter() - t0,
+                                               "data_hash": problem.task.data_hash()})
+        write_json(folder / "results.json", results)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing half-written
+        raise
+    final = root / folder.name.removeprefix(".").removesuffix(".partial")
+    k = 2
+    while final.exists():
+        final = final.with_name(f"{folder.name.removeprefix('.').removesuffix('.partial')}-{k}")
+        k += 1
+    folder.rename(final)
+    if tracker is not None:
+        tracker.start_comparison(f"eval/{label}", params={"model": model, "split": split, "limit": limit,
+                                                          "tasks": tasks})
+        for t, res in results["tasks"].items():
+            tracker.log_metrics({f"{t}.{k}": v for k, v in res["metrics"].items() if v is not None})
+        tracker.log_artifact(str(final / "results.json"))
+        tracker.end_comparison("FINISHED")
+    return final, results
