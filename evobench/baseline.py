@@ -66,6 +66,7 @@ class Baseline(ABC):
         if int(budget) <= 0:
             raise ValueError(f"baseline {self.name!r}: budget must be > 0, got {budget}")
         self.space, self.budget, self.seed_value = space, int(budget), int(seed)
+        self._bounded = space.bounded  # a space's bounds are fixed: checked once, not per ask
         self.rng = np.random.default_rng(seed)
         self.n_told = 0
         self.best_x: np.ndarray | None = None
@@ -90,7 +91,7 @@ class Baseline(ABC):
         if self._pending is not None:
             raise CallOrderError(f"{self.name}: ask() called twice without tell()")
         x = self.space.check(self._ask())
-        if self.space.bounded and (np.any(x < self.space.lower - 1e-12) or np.any(x > self.space.upper + 1e-12)):
+        if self._bounded and (np.any(x < self.space.lower - 1e-12) or np.any(x > self.space.upper + 1e-12)):
             raise RuntimeError(f"{self.name}: asked genomes outside the space's bounds")
         self._pending = x
         return x.copy()

@@ -68,13 +68,18 @@ class DigitsTask(Task):
         return (x, y) if limit is None else (x[:limit], y[:limit])
 
     def _result(self, split: str, pred: np.ndarray, y: np.ndarray) -> TaskResult:
-        correct = (pred == y).astype(np.float64)
-        acc = float(correct.mean()) if correct.size else float("nan")
-        odd = self._odd[split][: correct.size]
-        desc = np.array([correct[odd].mean() if odd.any() else 0.0,
-                         correct[~odd].mean() if (~odd).any() else 0.0])
-        return TaskResult(scores=correct, metrics={"accuracy": acc}, primary=acc, predictions=pred,
-                          targets=y, descriptors=desc, n_forward=int(correct.size))
+        # Accuracies from counts: a sum of 0/1 values is exact in any order, so count / n is the
+        # same float as the mean of the 0/1 scores, without the masked copies.
+        hit = pred == y
+        n = hit.size
+        odd = self._odd[split][:n]
+        n_hit, n_odd = int(np.count_nonzero(hit)), int(np.count_nonzero(odd))
+        hit_odd = int(np.count_nonzero(hit & odd))
+        acc = n_hit / n if n else float("nan")
+        desc = np.array([hit_odd / n_odd if n_odd else 0.0,
+                         (n_hit - hit_odd) / (n - n_odd) if n > n_odd else 0.0])
+        return TaskResult(scores=hit.astype(np.float64), metrics={"accuracy": acc}, primary=acc,
+                          predictions=pred, targets=y, descriptors=desc, n_forward=n)
 
     def evaluate(self, model, split: str, limit: int | None = None) -> TaskResult:
         x, y = self._split(split, limit)

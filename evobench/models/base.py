@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -38,9 +39,20 @@ class ModelFamily(ABC):
     def param_names(self) -> list[str]:
         return list(self.shapes)
 
+    @cached_property
+    def layout(self) -> tuple[tuple[str, tuple[int, ...], int, int], ...]:
+        """``(name, shape, start, stop)`` of each tensor in the flat vector (computed once: a
+        family's shapes are fixed when it is built)."""
+        out, i = [], 0
+        for k, shape in self.shapes.items():
+            n = int(np.prod(shape))
+            out.append((k, tuple(shape), i, i + n))
+            i += n
+        return tuple(out)
+
     @property
     def n_params(self) -> int:
-        return int(sum(int(np.prod(s)) for s in self.shapes.values()))
+        return self.layout[-1][3] if self.layout else 0
 
     def flatten(self, state: State) -> torch.Tensor:
         return torch.cat([state[k].reshape(-1) for k in self.param_names])
@@ -48,12 +60,7 @@ class ModelFamily(ABC):
     def unflatten(self, vec: torch.Tensor) -> State:
         if vec.numel() != self.n_params:
             raise ValueError(f"{self.name}: expected {self.n_params} parameters, got {vec.numel()}")
-        out, i = {}, 0
-        for k, shape in self.shapes.items():
-            n = int(np.prod(shape))
-            out[k] = vec[i:i + n].reshape(shape)
-            i += n
-        return out
+        return {k: vec[i:j].reshape(shape) for k, shape, i, j in self.layout}
 
     def check_state(self, state: State, what: str = "state") -> None:
         for k, shape in self.shapes.items():
