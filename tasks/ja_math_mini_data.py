@@ -3,16 +3,17 @@
 A problem is ``a + b`` (a, b in 1..9) or ``a - b`` (a = b + c; b, c in 1..9), told as a short word
 problem about a person and some items. Every text used anywhere is generated here:
 
-- the task's problems (Japanese; 64 search / 128 test, distinct texts, disjoint splits);
-- the base model's bilingual pretraining text: problems in English and in Japanese followed by a
-  language-neutral restatement ``a + b`` -- no computed answer anywhere;
-- the English specialist's fine-tuning text: English problems with the worked answer
-  ``a + b = c. The answer is c.`` (correct);
-- the Japanese specialist's fine-tuning text: Japanese problems in the Japanese answer frame
-  ``a + b = n。答えは{n}です。`` where ``n`` is a random number (the frame, not arithmetic).
+- the task's problems (Japanese, distinct texts; by default 64 search / 128 test);
+- the base model's bilingual pretraining text: problems in English and in Japanese, each followed
+  by its language-neutral restatement ``a + b`` -- no computed answer anywhere;
+- the math specialist's fine-tuning text: worked answers ``a + b = c.`` (correct; no Japanese) to
+  English problems, to bare equations (a share ``bare``) and to Japanese problems (a share
+  ``other_language``);
+- the Japanese specialist's fine-tuning text: Japanese problems answered in the Japanese frame
+  ``答え: a + b = n。`` where ``n`` is random and not trained on: it learns the frame, not arithmetic.
 
-No training text repeats a task problem. Prompts are ``Q: {problem}\\nA:``; completions start with
-a space.
+No training text repeats one of the first :data:`MAX_PROBLEMS` task problems. Prompts are
+``Q: {problem}\nA:``; completions start with a space.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 PROMPT = "Q: {q}\nA:"
 NUMBERS = range(1, 10)
+MAX_PROBLEMS = 512  # task problems reserved (never in a training text): n_search + n_test <= this
 
 NAMES = (("Tom", "太郎"), ("Anna", "花子"), ("Ken", "健"), ("Mary", "美咲"), ("Sam", "翔太"),
          ("Lucy", "さくら"), ("Bob", "大輔"), ("Emma", "ゆい"))
@@ -40,8 +42,6 @@ TEMPLATES = {
                   "{n}は{i}を{a}{c}持っています。{b}{c}なくしました。{i}は何{c}残っていますか。"),
 }
 
-ANSWER_EN = " {eq} = {n}. The answer is {n}."
-ANSWER_JA = " {eq} = {n}。答えは{n}です。"
 _NUMBER = re.compile(r"\d*\.?\d+")  # MGSM's answer reading: the last match, as a number
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -83,18 +83,23 @@ def make_problem(rng: random.Random, lang: str, op: str | None = None) -> WordPr
     return WordProblem(lang, op, a, b, text)
 
 
-def task_splits(seed: int = 0, n_search: int = 64, n_test: int = 128) -> dict[str, list[WordProblem]]:
-    """The task's Japanese problems: distinct texts, half additions and half subtractions per split
-    (alternating), the search split first."""
-    rng = random.Random(f"ja-math-mini-task-{seed}")
+def task_problems(n: int = MAX_PROBLEMS) -> list[WordProblem]:
+    """The first ``n`` task problems (Japanese, distinct texts, additions and subtractions alternating)."""
+    rng = random.Random("ja-math-mini-task")
     seen: set[str] = set()
     out: list[WordProblem] = []
-    while len(out) < n_search + n_test:
+    while len(out) < n:
         p = make_problem(rng, "ja", "+" if len(out) % 2 == 0 else "-")
         if p.text not in seen:
             seen.add(p.text)
             out.append(p)
-    return {"search": out[:n_search], "test": out[n_search:]}
+    return out
+
+
+def task_splits(n_search: int = 64, n_test: int = 128) -> dict[str, list[WordProblem]]:
+    """The task's splits: the first ``n_search`` task problems, then the next ``n_test``."""
+    problems = task_problems(n_search + n_test)
+    return {"search": problems[:n_search], "test": problems[n_search:]}
 
 
 def training_texts(kind: str, n: int, seed: int, exclude: set[str], bare: float = 0.0,
@@ -122,10 +127,10 @@ def training_texts(kind: str, n: int, seed: int, exclude: set[str], bare: float 
         if kind == "base":
             segments = ((f" {p.equation}", True),)
         elif kind == "en":
-            segments = ((ANSWER_EN.format(eq=p.equation, n=p.answer), True),)
+            segments = ((f" {p.equation} = {p.answer}.", True),)
         else:
             guess = rng.randint(0, 18)
-            segments = ((f" {p.equation} =", True), (f" {guess}", False), (f"。答えは{guess}です。", True))
+            segments = ((f" 答え: {p.equation} =", True), (f" {guess}", False), ("。", True))
         out.append((p.prompt, segments))
     return out
 

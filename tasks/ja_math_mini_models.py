@@ -5,10 +5,11 @@ Three models share one byte-level BPE tokenizer (trained on the recipe's texts) 
 
 - **base**: pretrained from a seeded random init on bilingual text: English and Japanese word problems
   each followed by its language-neutral restatement (``a + b``), never a computed answer;
-- **en** (the "math" specialist): the base fine-tuned on English problems with correct worked answers
-  in the English frame ``a + b = c. The answer is c.``;
-- **ja** (the "Japanese" specialist): the base fine-tuned on Japanese problems in the Japanese frame
-  ``a + b = n。答えは{n}です。`` with a random ``n``: it answers in Japanese but never learned to add.
+- **en** (the math specialist): the base fine-tuned on correct worked answers ``a + b = c.`` to
+  English problems (also to some bare equations and some Japanese problems): it computes, and never
+  writes Japanese;
+- **ja** (the Japanese specialist): the base fine-tuned on Japanese problems answered in the frame
+  ``答え: a + b = n。`` with a random ``n`` the loss skips: it answers in Japanese but cannot add.
 
 Fine-tunes are short (Adam, loss on the completion only) so that the two task vectors stay small
 and add. Training runs on one torch thread with fixed seeds and data order, so a recipe always gives
@@ -31,9 +32,9 @@ from pathlib import Path
 
 import torch
 
-from evobench.tasks.ja_math_mini_data import task_splits, training_texts
+from evobench.tasks.ja_math_mini_data import task_problems, training_texts
 
-DATA_VERSION = 1
+DATA_VERSION = 2
 MODEL_NAMES = ("base", "en", "ja")
 TRAINING_RUNS = {"count": 0}  # training stages run by this process (tests check the cache with it)
 
@@ -50,15 +51,15 @@ class Recipe:
     intermediate: int = 128
     seed: int = 0
     n_texts: int = 4000  # training texts per stage
-    base_steps: int = 600
-    en_steps: int = 300
-    ja_steps: int = 150
+    base_steps: int = 400
+    en_steps: int = 600
+    ja_steps: int = 100
     base_lr: float = 3e-3
-    ft_lr: float = 1e-3
+    ft_lr: float = 2e-3
     ja_lr: float = 1e-3
     batch_size: int = 32
-    en_bare: float = 0.0  # share of the English specialist's texts that are bare equations
-    en_ja: float = 0.0  # share of the English specialist's problems written in Japanese
+    en_bare: float = 0.3  # share of the English specialist's texts that are bare equations
+    en_ja: float = 0.15  # share of the English specialist's problems written in Japanese
 
     def key(self) -> str:
         import tokenizers
@@ -77,7 +78,7 @@ def cache_root() -> Path:
 
 
 def _stage_texts(recipe: Recipe) -> dict[str, list[tuple[str, str]]]:
-    exclude = {p.text for split in task_splits().values() for p in split}
+    exclude = {p.text for p in task_problems()}
     return {k: training_texts(k, recipe.n_texts, recipe.seed, exclude, *((recipe.en_bare, recipe.en_ja) if k == "en"
                                                                          else (0.0, 0.0)))
             for k in MODEL_NAMES}
