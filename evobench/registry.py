@@ -118,6 +118,7 @@ _BUILTIN = {
         "digits-specialists": "evobench.tasks.digits:specialists",
         "digits-specialists-shared": "evobench.tasks.digits:specialists_shared",
         "digits-specialists-blocks": "evobench.tasks.digits:specialists_blocks",
+        "ja-math-mini": "evobench.tasks.ja_math_mini:ja_math_mini",
     },
     BASELINES: {
         "random-search": "evobench.baselines.random_search:RandomSearch",

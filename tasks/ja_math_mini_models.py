@@ -1,0 +1,213 @@
+"""ja-math-mini models: a tiny Llama family trained in code, once, and cached as safetensors + JSON.
+
+Three models share one byte-level BPE tokenizer (trained on the recipe's texts) and one
+``LlamaConfig``:
+
+- **base**: pretrained from a seeded random init on bilingual text: English and Japanese word problems
+  each followed by its language-neutral restatement (``a + b``), never a computed answer;
+- **en** (the math specialist): the base fine-tuned on correct worked answers ``a + b = c.`` to
+  English problems (also to some bare equations and some Japanese problems): it computes, and never
+  writes Japanese;
+- **ja** (the Japanese specialist): the base fine-tuned on Japanese problems answered in the frame
+  ``答え: a + b = n。`` with a random ``n`` the loss skips: it answers in Japanese but cannot add.
+
+Fine-tunes are short (Adam, loss on the completion only) so that the two task vectors stay small
+and add. Training runs on one torch thread with fixed seeds and data order, so a recipe always gives
+the same weights on a machine; the cache key is a hash of the recipe, the data version and the
+torch/transformers/tokenizers versions. Cache folder: ``$EVOBENCH_CACHE/ja-math-mini/<key>/``
+(``EVOBENCH_CACHE`` defaults to ``~/.cache/evobench``) holding ``tokenizer.json``, ``config.json``,
+``recipe.json`` and ``{base,en,ja}.safetensors`` -- no pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from evobench.tasks.ja_math_mini_data import task_problems, training_texts
+
+DATA_VERSION = 2
+MODEL_NAMES = ("base", "en", "ja")
+TRAINING_RUNS = {"count": 0}  # training stages run by this process (tests check the cache with it)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the three models are made (every field enters the cache key)."""
+
+    vocab_size: int = 512
+    hidden: int = 64
+    layers: int = 4
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate: int = 128
+    seed: int = 0
+    n_texts: int = 4000  # training texts per stage
+    base_steps: int = 400
+    en_steps: int = 600
+    ja_steps: int = 100
+    base_lr: float = 3e-3
+    ft_lr: float = 2e-3
+    ja_lr: float = 1e-3
+    batch_size: int = 32
+    en_bare: float = 0.3  # share of the English specialist's texts that are bare equations
+    en_ja: float = 0.15  # share of the English specialist's problems written in Japanese
+
+    def key(self) -> str:
+        import tokenizers
+        import transformers
+
+        blob = json.dumps({"recipe": asdict(self), "data": DATA_VERSION, "torch": torch.__version__,
+                           "transformers": transformers.__version__, "tokenizers": tokenizers.__version__},
+                          sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cache_root() -> Path:
+    """``$EVOBENCH_CACHE`` (default ``~/.cache/evobench``) / ``ja-math-mini``."""
+    root = os.environ.get("EVOBENCH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "evobench")
+    return Path(root) / "ja-math-mini"
+
+
+def _stage_texts(recipe: Recipe) -> dict[str, list[tuple[str, str]]]:
+    exclude = {p.text for p in task_problems()}
+    return {k: training_texts(k, recipe.n_texts, recipe.seed, exclude, *((recipe.en_bare, recipe.en_ja) if k == "en"
+                                                                         else (0.0, 0.0)))
+            for k in MODEL_NAMES}
+
+
+def _tokenizer(recipe: Recipe, texts: dict[str, list[tuple[str, str]]]):
+    from evobench.models.tiny_lm import tiny_tokenizer
+
+    corpus = [p + "".join(t for t, _ in segments) for stage in texts.values() for p, segments in stage[:1000]]
+    return tiny_tokenizer(corpus, vocab_size=recipe.vocab_size)
+
+
+def _encode(tok, texts, completion_only: bool) -> list[tuple[list[int], list[int]]]:
+    """Token ids and labels (-100 = no loss) of each ``(prompt, segments)`` text, EOS appended."""
+    out = []
+    for prompt, segments in texts:
+        ids = [tok.bos_token_id] + tok.encode(prompt, add_special_tokens=False)
+        labels = [-100] * len(ids) if completion_only else [-100] + ids[1:]
+        for text, trained in (*segments, (None, True)):
+            piece = tok.encode(text, add_special_tokens=False) if text is not None else [tok.eos_token_id]
+            ids += piece
+            labels += piece if trained else [-100] * len(piece)
+        out.append((ids, labels))
+    return out
+
+
+def train(model, tok, texts: list, steps: int, lr: float, batch_size: int, seed: int,
+          completion_only: bool) -> list[float]:
+    """Adam on next-token loss over batches drawn with ``seed``; returns the loss every 50 steps."""
+    TRAINING_RUNS["count"] += 1
+    rows = _encode(tok, texts, completion_only)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    losses = []
+    for step in range(steps):
+        idx = torch.randint(len(rows), (batch_size,), generator=gen).tolist()
+        width = max(len(rows[i][0]) for i in idx)
+        ids = torch.full((batch_size, width), tok.pad_token_id)
+        labels = torch.full((batch_size, width), -100)
+        mask = torch.zeros((batch_size, width), dtype=torch.long)
+        for r, i in enumerate(idx):
+            x, y = rows[i]
+            ids[r, :len(x)], labels[r, :len(y)], mask[r, :len(x)] = torch.tensor(x), torch.tensor(y), 1
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 50 == 0 or step == steps - 1:
+            losses.append(round(float(loss.detach()), 4))
+    model.eval()
+    return losses
+
+
+def train_models(recipe: Recipe):
+    """Train the tokenizer and the three models (one torch thread); returns (tokenizer, {name: model}, log)."""
+    from evobench.models.tiny_lm import tiny_llama, tiny_llama_config
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        t0 = time.perf_counter()
+        texts = _stage_texts(recipe)
+        tok = _tokenizer(recipe, texts)
+        config = tiny_llama_config(tok, hidden=recipe.hidden, layers=recipe.layers, heads=recipe.heads,
+                                   kv_heads=recipe.kv_heads, intermediate=recipe.intermediate, max_positions=128)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(recipe.seed)
+            base = tiny_llama(config, seed=recipe.seed)
+            log = {"base": train(base, tok, texts["base"], recipe.base_steps, recipe.base_lr, recipe.batch_size,
+                                 recipe.seed, completion_only=False)}
+            models = {"base": base}
+            for name, steps in (("en", recipe.en_steps), ("ja", recipe.ja_steps)):
+                m = tiny_llama(config, seed=recipe.seed)
+                m.load_state_dict(base.state_dict())
+                lr = recipe.ft_lr if name == "en" else recipe.ja_lr
+                log[name] = train(m, tok, texts[name], steps, lr, recipe.batch_size,
+                                  recipe.seed + 1 + MODEL_NAMES.index(name), completion_only=True)
+                models[name] = m
+        log["seconds"] = round(time.perf_counter() - t0, 2)
+        return tok, models, log
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _save(folder: Path, recipe: Recipe, tok, models: dict, log: dict) -> None:
+    from safetensors.torch import save_file
+
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+    try:
+        tok.backend_tokenizer.save(str(tmp / "tokenizer.json"))
+        (tmp / "config.json").write_text(models["base"].config.to_json_string())
+        (tmp / "recipe.json").write_text(json.dumps({"recipe": asdict(recipe), "key": recipe.key(),
+                                                     "training": log}, indent=1))
+        for name, m in models.items():
+            save_file({k: v.contiguous() for k, v in m.state_dict().items()
+                       if k != "lm_head.weight" or not m.config.tie_word_embeddings},
+                      str(tmp / f"{name}.safetensors"))
+        os.replace(tmp, folder)  # atomic: a reader never sees half a cache folder
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (folder / "ja.safetensors").exists():
+            raise
+
+
+def _load(folder: Path):
+    from safetensors.torch import load_file
+    from tokenizers import Tokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from evobench.models.tiny_lm import EOS, PAD
+
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_file(str(folder / "tokenizer.json")),
+                                  eos_token=EOS, bos_token=EOS, pad_token=PAD, padding_side="left")
+    config = LlamaConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    models = {}
+    for name in MODEL_NAMES:
+        m = LlamaForCausalLM(config)
+        m.load_state_dict(load_file(str(folder / f"{name}.safetensors")), strict=not config.tie_word_embeddings)
+        models[name] = m.eval()
+    return tok, models
+
+
+def load_or_train(recipe: Recipe | None = None):
+    """(tokenizer, {"base", "en", "ja": LlamaForCausalLM}) from the cache, training them first if absent."""
+    recipe = recipe or Recipe()
+    folder = cache_root() / recipe.key()
+    if not (folder / "ja.safetensors").exists():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tok, models, log = train_models(recipe)
+        _save(folder, recipe, tok, models, log)
+    return _load(folder)
