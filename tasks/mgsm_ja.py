@@ -121,7 +121,9 @@ def load_splits(data_dir=None, search_path=None, limit_search: int | None = None
 def mgsm_ja(models, base: str | None = None, data_dir=None, search_path=None, max_new_tokens: int = 1024,
             batch_size: int = 8, device: str = "cpu", dtype: str = "float32", limit_search: int | None = None,
             limit_test: int | None = None, strict: bool = False) -> Problem:
-    """MGSM-JA over ``models`` (hub ids, directories or ``.gguf`` files; one model: scoring only).
+    """MGSM-JA as the evolutionary-merge paper scored it: zero-shot CoT, acc and acc_ja.
+
+    ``models``: hub ids, directories or ``.gguf`` files (one model: scoring only).
 
     ``data_dir``: ``mgsm_ja.tsv`` or a folder holding it (or its ``mgsm/`` folder); None reads the
     hub. ``search_path``: a translated-GSM8K JSON-lines file (default: the generated set).

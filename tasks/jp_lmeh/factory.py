@@ -37,8 +37,8 @@ def make_factory(spec: Spec, load: Loader, takes_search_path: bool = False) -> C
                                                  f"{spec.shots}-shot {spec.metric})")
 
     factory.__name__ = factory.__qualname__ = spec.key
-    factory.__doc__ = (f"{spec.title} ({spec.shots}-shot, {spec.metric}) over ``models`` (hub ids, directories or "
-                       "``.gguf`` files; one model: scoring only). ``data_dir``: a folder holding the data file "
+    factory.__doc__ = (f"JP-LMEH {spec.title}: {spec.shots}-shot, {spec.metric}.\n\n``models``: hub ids, directories or "
+                       "``.gguf`` files (one model: scoring only). ``data_dir``: a folder holding the data file "
                        "(None: the hub). ``limit_search``/``limit_test`` keep a split's first n documents."
                        + (" ``search_path``: a translated-GSM8K JSON-lines search set." if takes_search_path else ""))
     return factory

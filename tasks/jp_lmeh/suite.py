@@ -100,9 +100,12 @@ class JPLMEHSuite(Task):
 def jp_lmeh(models, base: str | None = None, data_dir=None, search_path=None, subtasks=SUBTASKS,
             max_new_tokens: int = 256, batch_size: int = 8, device: str = "cpu", dtype: str = "float32",
             limit_search: int | None = None, limit_test: int | None = None) -> Problem:
-    """The JP-LMEH suite over ``models`` (one model: scoring only); ``subtasks`` from
-    jcqa, jnli, marc_ja, jsquad, jaqket, xlsum, xwinograd, mgsm; ``limit_search``/``limit_test``
-    keep each subtask's first n documents; ``search_path`` is MGSM's search set."""
+    """The JP-LMEH suite: the mean of its subtasks' scores x 100.
+
+    ``models``: one model (scoring only) or several to merge; ``subtasks`` from jcqa, jnli, marc_ja,
+    jsquad, jaqket, xlsum, xwinograd, mgsm; ``limit_search``/``limit_test`` keep each subtask's
+    first n documents; ``search_path`` is MGSM's search set.
+    """
     names = check_common(models, base, max_new_tokens, batch_size, device, dtype)
     if isinstance(subtasks, str) or not isinstance(subtasks, list | tuple) or not subtasks:
         raise ValueError(f"subtasks must be a non-empty list of {', '.join(SUBTASKS)}, got {subtasks!r}")
