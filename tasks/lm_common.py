@@ -14,11 +14,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from evobench.lmdata import DataUnavailableError
 from evobench.models.base import ModelPool
 from evobench.problem import Problem
 from evobench.task import SEARCH, TEST, Task, TaskResult
 
 SPLITS = (SEARCH, TEST)
+
+
+
+class DataMissingError(DataUnavailableError, ValueError):
+    """A task's data is neither under ``data_dir`` nor on the hub (one line: what to download, where)."""
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -145,12 +151,16 @@ def head(items: Sequence, limit: int | None) -> list:
     return list(items if limit is None else items[:limit])
 
 
+def data_missing(e: Exception) -> Exception:
+    """``e`` (a DataUnavailableError) as a :class:`DataMissingError`, which is also a ValueError, so that
+    a factory's missing data reads as a bad option (one line) where task options are checked."""
+    return DataMissingError(str(e))
+
+
 def find_data(data_dir: Path | None, task: str, names: Sequence[str], folders: Sequence[str],
               origin: str) -> Path | None:
     """The first of ``names`` in ``data_dir`` or one of its ``folders`` (None when ``data_dir`` is None:
     the loader then reads the hub). A ``data_dir`` without the file is a one-line error naming it."""
-    from evobench.lmdata import DataUnavailableError
-
     if data_dir is None:
         return None
     for folder in ("", *folders):
@@ -158,4 +168,4 @@ def find_data(data_dir: Path | None, task: str, names: Sequence[str], folders: S
             if (data_dir / folder / name).is_file():
                 return data_dir / folder / name
     where = " or ".join(str(data_dir / f) for f in ("", *folders))
-    raise DataUnavailableError(f"{task}: no {names[0]} in {where}; download {origin} and put it there")
+    raise DataMissingError(f"{task}: no {names[0]} in {where}; download {origin} and put it there")

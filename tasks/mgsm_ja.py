@@ -29,6 +29,7 @@ from evobench.task import SEARCH, TEST, Task, TaskResult
 from evobench.tasks.lm_common import (
     check_common,
     check_split,
+    data_missing,
     find_data,
     head,
     lm_pool,
@@ -106,14 +107,17 @@ class MGSMJATask(Task):
 def load_splits(data_dir=None, search_path=None, limit_search: int | None = None,
                 limit_test: int | None = None) -> dict[str, list[dict[str, Any]]]:
     """The search and test problems (see the module docstring), each cut to its limit."""
-    from evobench.lmdata import load_gsm8k_ja, load_mgsm
+    from evobench.lmdata import DataUnavailableError, load_gsm8k_ja, load_mgsm
     from evobench.tasks.mgsm_search import generated_search_set
 
     data = optional_path("data_dir", data_dir, "any")
     search = optional_path("search_path", search_path, "file")
     test_file = data if data is not None and data.is_file() else \
         find_data(data, "mgsm-ja", ["mgsm_ja.tsv"], ["mgsm"], "mgsm_ja.tsv (google-research/url-nlp, mgsm/)")
-    test = load_mgsm(test_file)
+    try:
+        test = load_mgsm(test_file)
+    except DataUnavailableError as e:
+        raise data_missing(e) from None
     train = load_gsm8k_ja(search) if search is not None else generated_search_set()
     return {SEARCH: head(train, limit_search), TEST: head(test, limit_test)}
 

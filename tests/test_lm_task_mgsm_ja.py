@@ -107,3 +107,13 @@ def test_search_path_replaces_the_generated_set(tmp_path):
     splits = load_splits(REAL, path, limit_test=3)
     assert [r["answer_number"] for r in splits[SEARCH]] == [2]
     assert [r["answer_number"] for r in splits[TEST]] == [18, 3, 70000]
+
+
+def test_offline_without_data_is_one_line_naming_the_file(monkeypatch):
+    from evobench.lmdata import DataUnavailableError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(DataUnavailableError, match="mgsm_ja.tsv") as e:
+        mgsm_ja(models=["m"])
+    assert isinstance(e.value, ValueError) and "\n" not in str(e.value)

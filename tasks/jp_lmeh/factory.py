@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from evobench.lmdata import DataUnavailableError
 from evobench.problem import Problem
 from evobench.task import TEST
 from evobench.tasks.jp_lmeh.base import LMEHTask, Spec, truncate
-from evobench.tasks.lm_common import check_common, lm_pool, lm_problem, make_engine, positive_int
+from evobench.tasks.lm_common import (
+    check_common,
+    data_missing,
+    lm_pool,
+    lm_problem,
+    make_engine,
+    positive_int,
+)
 
 Loader = Callable[..., tuple[dict, dict]]
 
@@ -19,7 +27,10 @@ def subtask_data(spec: Spec, load: Loader, data_dir, search_path, limit_search, 
     positive_int("limit_test", limit_test, optional=True)
     if search_path is not None and not takes_search_path:
         raise ValueError(f"{spec.name}: search_path applies only to MGSM (its search set); got {search_path!r}")
-    docs, shots = load(data_dir, search_path)
+    try:
+        docs, shots = load(data_dir, search_path)
+    except DataUnavailableError as e:
+        raise data_missing(e) from None
     return truncate(docs, shots, limit_search, limit_test)
 
 
