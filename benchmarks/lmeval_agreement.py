@@ -12,9 +12,11 @@ Steps (default: all of them)::
     python benchmarks/lmeval_agreement.py --realdata ../shared/realdata --model /tmp/smol/hf \\
         --lm-eval /path/to/venv-lmeval/bin/lm_eval --workdir /tmp/agree --limit 20
 
-``prepare`` writes the data files and task configs, ``lmeval`` runs lm-eval (``--log_samples``),
-``evobench`` scores the same documents with evobench, ``compare`` prints per task: documents
-compared, identical prompts, identical predictions, and each difference.
+``prepare`` writes the data files and task configs; ``prompts`` (no model, seconds) has lm-eval
+build its requests for the first ``--limit`` documents and counts the prompts and continuations
+evobench builds identically; ``lmeval`` runs lm-eval (``--log_samples``); ``evobench`` scores the
+same documents with evobench; ``compare`` prints per task: documents compared, identical prompts,
+identical predictions (chosen answer, or raw completion), and each difference.
 """
 
 from __future__ import annotations
@@ -115,7 +117,52 @@ def run_evobench(args) -> None:
                     "seconds": time.perf_counter() - start}
         print(f"evobench {name}: {result.primary:.3f} in {out[key]['seconds']:.0f} s")
     path = Path(args.workdir) / "evobench.json"
+    if path.exists():  # keep the other tasks of an earlier run
+        out = {**json.loads(path.read_text(encoding="utf-8")), **out}
     path.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+LMEVAL_REQUESTS = """
+import json, sys
+from lm_eval.tasks import TaskManager, get_task_dict
+include, names, limit, out = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), sys.argv[4]
+result = {}
+for name, task in get_task_dict(names, TaskManager(include_path=include)).items():
+    task.set_fewshot_seed(seed=1234)
+    task.build_all_requests(limit=limit, rank=0, world_size=1)
+    result[name] = [[i.doc_id, list(i.arguments)] for i in task.instances]
+json.dump(result, open(out, "w"), ensure_ascii=False, default=str)
+"""
+
+
+def check_prompts(args) -> None:
+    from evobench.tasks.jp_lmeh.base import LMEHTask
+    from evobench.tasks.jp_lmeh.suite import MODULES
+
+    work = Path(args.workdir)
+    python = Path(args.lm_eval).parent / "python"
+    out = work / "lmeval_requests.json"
+    names = ",".join(PREFIX + k for k in args.tasks)
+    subprocess.run([str(python), "-c", LMEVAL_REQUESTS, str(work / "tasks"), names, str(args.limit), str(out)],
+                   check=True, env={**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"})
+    theirs = json.loads(out.read_text(encoding="utf-8"))
+    for key in args.tasks:
+        module = MODULES[key]
+        docs, shots = module.load(args.realdata)
+        ours = LMEHTask(module.SPEC, docs, shots, engine=None).prompts("test", args.limit)
+        by_doc: dict[int, list] = {}
+        for doc_id, arguments in theirs[PREFIX + key]:
+            by_doc.setdefault(doc_id, []).append(arguments)
+        same_prompt = same_rest = 0
+        for d, requests in sorted(by_doc.items()):
+            same_prompt += all(r[0] == ours[d] for r in requests)
+            if module.SPEC.choices:
+                expected = [module.SPEC.target_delimiter + c for c in module.SPEC.choices(docs["test"][d])]
+                same_rest += [r[1] for r in requests] == expected
+            else:
+                same_rest += list(requests[0][1].get("until", [])) == ["\n\n"]
+        what = "continuations" if module.SPEC.choices else "stop strings"
+        print(f"{key}: {len(by_doc)} documents, identical prompts {same_prompt}, identical {what} {same_rest}")
 
 
 def _lmeval_samples(work: Path, key: str) -> list[dict]:
@@ -162,7 +209,7 @@ def compare(args) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("step", nargs="?", default="all", choices=["all", "prepare", "lmeval", "evobench", "compare"])
+    p.add_argument("step", nargs="?", default="all", choices=["all", "prepare", "prompts", "lmeval", "evobench", "compare"])
     p.add_argument("--realdata", required=True, help="folder with jglue/ and mgsm/ (the released files)")
     p.add_argument("--model", required=True, help="a local Hugging Face model directory (safetensors)")
     p.add_argument("--lm-eval", default="lm_eval", help="the lm_eval executable of the separate environment")
@@ -176,9 +223,11 @@ def main(argv=None) -> int:
     unknown = [t for t in args.tasks if t not in TASKS]
     if unknown:
         p.error(f"unknown task(s) {unknown}; choose from {list(TASKS)}")
-    steps = ["prepare", "lmeval", "evobench", "compare"] if args.step == "all" else [args.step]
+    steps = ["prepare", "prompts", "lmeval", "evobench", "compare"] if args.step == "all" else [args.step]
+    run = {"prepare": prepare, "prompts": check_prompts, "lmeval": run_lmeval, "evobench": run_evobench,
+           "compare": compare}
     for step in steps:
-        {"prepare": prepare, "lmeval": run_lmeval, "evobench": run_evobench, "compare": compare}[step](args)
+        run[step](args)
     return 0
 
 

@@ -1,9 +1,9 @@
 """JP-LMEH subtasks and suite: prompts of real documents pinned, loaders, scoring by hand, the suite layout.
 
 The pinned prompts are the first evaluated document of each released file (its shots drawn from the
-file's last 100 documents by the harness's seeded sampler), as lm-evaluation-harness's
-``japanese_leaderboard`` configs render them (checked against lm-eval 0.4.13 by
-``benchmarks/lmeval_agreement.py``).
+file's last 100 documents by the harness's seeded sampler), as lm-evaluation-harness 0.4.13's
+``japanese_leaderboard`` configs render them: the literals are lm-eval's own contexts for these
+documents (``benchmarks/lmeval_agreement.py`` writes the local files it reads).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ PINNED = {
         '- 人体\n'
         '- 筋肉\n'
         '- 手\n'
+        '\n'
         '### 入力：\n'
         'この中で実験に使われることがあるのは？\n'
         '\n'
@@ -45,6 +46,7 @@ PINNED = {
         '- 狩猟\n'
         '- パンチ\n'
         '- 暴行\n'
+        '\n'
         '### 入力：\n'
         '野生動物を捕獲することを何という？\n'
         '\n'
@@ -58,6 +60,7 @@ PINNED = {
         '- ジョギングする\n'
         '- 足を片方ずつ前に出す\n'
         '- 足を動かす\n'
+        '\n'
         '### 入力：\n'
         '身体に一番負担がかかる作業は？\n'
         '\n'
@@ -71,6 +74,7 @@ PINNED = {
         '- マザーボード\n'
         '- ハードディスク\n'
         '- まな板\n'
+        '\n'
         '### 入力：\n'
         '電子機器で使用される最も主要な電子回路基板の事をなんと言う？\n'
         '\n'

@@ -13,7 +13,7 @@ def _choices(doc: dict) -> list[str]:
 
 def _text(doc: dict) -> str:
     listed = "".join(f"- {c}\n" for c in _choices(doc))
-    return f"### 指示：\n出力は以下から選択してください：\n{listed}### 入力：\n{doc['question']}\n\n### 応答："
+    return f"### 指示：\n出力は以下から選択してください：\n{listed}\n### 入力：\n{doc['question']}\n\n### 応答："
 
 
 SPEC = Spec(key="jcqa", title="JCommonsenseQA v1.1", shots=3, metric="acc", text=_text,
