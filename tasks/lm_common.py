@@ -20,12 +20,11 @@ from evobench.problem import Problem
 from evobench.task import SEARCH, TEST, Task, TaskResult
 
 SPLITS = (SEARCH, TEST)
-
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 class DataMissingError(DataUnavailableError, ValueError):
     """A task's data is neither under ``data_dir`` nor on the hub (one line: what to download, where)."""
-DTYPES = ("float32", "bfloat16", "float16")
 
 
 # ---- option checks ------------------------------------------------------------------------------
@@ -102,7 +101,7 @@ def make_engine(pool: ModelPool, batch_size: int):
 
 
 def lm_problem(name: str, task: Task, pool: ModelPool, what: str) -> Problem:
-    """A problem over ``pool``; with one model it offers scoring only (no merge space)."""
+    """A problem over ``pool``; with one model there is nothing to merge: it serves to score that model."""
     names = [n for n, _ in pool.sources]
     how = f"merge {', '.join(names)}" if len(names) > 1 else f"score {names[0]}"
     return Problem(name, task, pool, description=f"{how} on {what}")

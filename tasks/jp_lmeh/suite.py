@@ -76,7 +76,7 @@ class JPLMEHSuite(Task):
 
     def evaluate(self, model, split: str, limit: int | None = None) -> TaskResult:
         check_split(self.name, split, [SEARCH, TEST])
-        positions = layout(self._sizes(split), head(range(self.split_sizes()[split]), limit).__len__())
+        positions = layout(self._sizes(split), len(head(range(self.split_sizes()[split]), limit)))
         counts = [sum(1 for t, _ in positions if t == i) for i in range(len(self.tasks))]
         runs = [task.run(model, split, c) if c else (np.zeros(0), []) for task, c in zip(self.tasks, counts, strict=True)]
         scores = np.array([runs[t][0][d] for t, d in positions], dtype=float)
