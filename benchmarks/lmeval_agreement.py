@@ -106,20 +106,18 @@ def run_evobench(args) -> None:
     from evobench.registry import TASKS as REGISTRY
 
     torch.set_num_threads(args.threads)
-    out = {}
+    path = Path(args.workdir) / "evobench.json"
     for key in args.tasks:
         name = TASKS[key][0]
         start = time.perf_counter()
         problem = REGISTRY.get(name)(models=[args.model], data_dir=args.realdata, batch_size=args.batch_size)
         model = problem.pool.family.build(problem.pool.sources[0][1])
         result = problem.task.evaluate(model, "test", limit=args.limit)
-        out[key] = {"records": result.predictions, "scores": result.scores.tolist(),
-                    "seconds": time.perf_counter() - start}
-        print(f"evobench {name}: {result.primary:.3f} in {out[key]['seconds']:.0f} s")
-    path = Path(args.workdir) / "evobench.json"
-    if path.exists():  # keep the other tasks of an earlier run
-        out = {**json.loads(path.read_text(encoding="utf-8")), **out}
-    path.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
+        done = {"records": result.predictions, "scores": result.scores.tolist(),
+                "seconds": time.perf_counter() - start}
+        print(f"evobench {name}: {result.primary:.3f} in {done['seconds']:.0f} s")
+        out = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}  # other tasks kept
+        path.write_text(json.dumps({**out, key: done}, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
 LMEVAL_REQUESTS = """
@@ -183,26 +181,29 @@ def compare(args) -> None:
         n = min(len(theirs), len(mine))
         same_prompt = same_pred = 0
         diffs = []
+        worst = 0.0
         for t, m in zip(theirs[:n], mine[:n], strict=True):
-            context = t["arguments"][0][0] if isinstance(t["arguments"], list) else t["arguments"]["gen_args_0"]["arg_0"]
+            context = t["arguments"]["gen_args_0"]["arg_0"]
             same_prompt += prompt_hash(context) == m["prompt_sha256"]
             if "choices" in m:  # log-likelihood of choices: the chosen index
-                lls = [r[0][0] if isinstance(r[0], list) else r[0] for r in t["resps"]]
+                lls = [float(r[0][0]) for r in t["resps"]]
                 pred = max(range(len(lls)), key=lls.__getitem__)
+                worst = max([worst] + [abs(a - b) for a, b in zip(lls, m["logprobs"], strict=True)])
                 ok = pred == m["prediction"]
                 detail = f"lm-eval {pred} ({[round(x, 4) for x in lls]}) vs evobench {m['prediction']} " \
                          f"({[round(x, 4) for x in m['logprobs']]})"
-            else:  # generation: the filtered completion
-                pred = t["filtered_resps"][0]
-                ok = pred == m["prediction"]
-                detail = f"lm-eval {pred!r} vs evobench {m['prediction']!r}"
+            else:  # generation: the raw completion (cut at the stop string)
+                pred = t["resps"][0][0]
+                ok = pred == m["completion"]
+                detail = f"lm-eval {pred!r} vs evobench {m['completion']!r}"
             same_pred += ok
             if not ok:
                 diffs.append(f"doc {t['doc_id']}: {detail}")
-        score_t = sum(float(next(v for k, v in t.items() if k in ("acc", "exact_match"))) for t in theirs[:n])
+        score_t = sum(float(t.get("acc", t.get("exact_match", 0.0))) for t in theirs[:n])
         score_m = sum(ours[key]["scores"][:n])
         print(f"{key}: {n} documents, identical prompts {same_prompt}/{n}, identical predictions {same_pred}/{n}, "
-              f"score lm-eval {score_t:.0f}/{n} evobench {score_m:.0f}/{n}; evobench {ours[key]['seconds']:.0f} s")
+              f"score lm-eval {score_t:.0f}/{n} evobench {score_m:.0f}/{n}"
+              + (f", largest log-likelihood difference {worst:.2e}" if worst else ""))
         for d in diffs:
             print("   ", d)
 
