@@ -153,7 +153,8 @@ def head(items: Sequence, limit: int | None) -> list:
 def data_missing(e: Exception) -> Exception:
     """``e`` (a DataUnavailableError) as a :class:`DataMissingError`, which is also a ValueError, so that
     a factory's missing data reads as a bad option (one line) where task options are checked."""
-    return DataMissingError(str(e))
+    text = str(e).replace("pass path= the file", "give data_dir= a folder holding the file")
+    return DataMissingError(text.replace(" or a folder holding it", ""))
 
 
 def find_data(data_dir: Path | None, task: str, names: Sequence[str], folders: Sequence[str],

@@ -114,6 +114,6 @@ def test_offline_without_data_is_one_line_naming_the_file(monkeypatch):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(DataUnavailableError, match="mgsm_ja.tsv") as e:
+    with pytest.raises(DataUnavailableError, match="give data_dir= a folder holding the file mgsm_ja.tsv") as e:
         mgsm_ja(models=["m"])
     assert isinstance(e.value, ValueError) and "\n" not in str(e.value)
