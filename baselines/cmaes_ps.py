@@ -33,8 +33,9 @@ Operator choices:
     - pycma's ``randn`` option is a numpy Generator seeded with an int drawn from ``self.rng`` (and
       its ``seed`` option is NaN so it never touches numpy's global RNG): same seed, same run, and
       ``state_dict`` captures the random state with the strategy.
-    - Cost: pycma's own work is ~20-25 ms per generation of 20 at 19,210 diagonal dimensions
-      (~1 ms per evaluation: sampling 384k normals and its solution archive's hashing).
+    - Cost: pycma's own work at 19,210 diagonal dimensions is mostly sampling 384k normals per
+      generation of 20 and hashing solutions for its archive of sent solutions, which the driver
+      makes compute each solution's key once (:class:`_SentSolutions`).
 """
 
 from __future__ import annotations
