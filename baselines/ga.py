@@ -41,18 +41,20 @@ import torch
 from pydantic import Field
 from pymoo.algorithms.soo.nonconvex.ga import GA as PymooGA
 from pymoo.core.crossover import Crossover
+from pymoo.core.individual import Individual
 from pymoo.core.mutation import Mutation
 from pymoo.core.population import Population
 from pymoo.core.problem import Problem
-from pymoo.core.repair import NoRepair
+from pymoo.core.repair import NoRepair, Repair
 from pymoo.core.selection import Selection
 from pymoo.core.survival import Survival
 from pymoo.core.termination import NoTermination
+from pymoo.core.variable import get
 from pymoo.operators.repair.to_bound import ToBoundOutOfBoundsRepair
 
 from evobench.baseline import Baseline, BaselineConfig
 from evobench.evaluation import Evaluation
-from evobench.merge.slerp import split_slerp
+from evobench.merge.slerp import split_slerp, sq_norm
 from evobench.spaces.base import MergeSpace
 
 
@@ -80,15 +82,24 @@ class GenomeProblem(Problem):
         raise RuntimeError("genomes are scored by the evobench runner (ask/tell), not by pymoo")
 
 
+def objectives(pop: Population) -> np.ndarray:
+    """``pop.get("F")[:, 0]`` (the single objective of each member), read straight off the members."""
+    return np.array([ind.F[0] for ind in pop])
+
+
 class RouletteSelection(Selection):
     """Parents drawn independently, with replacement, with probability ∝ value (placeholders: 0)."""
 
     def _do(self, problem, pop, n_select, n_parents, *args, random_state=None, **kwargs):
-        f = pop.get("F")[:, 0]
+        return self.pick(objectives(pop), n_select, n_parents, random_state)
+
+    @staticmethod
+    def pick(f: np.ndarray, n_select: int, n_parents: int, random_state: np.random.Generator) -> np.ndarray:
+        """Indices ``(n_select, n_parents)`` drawn for members with objectives ``f`` (F = −value)."""
         w = roulette_weights(-f, np.isfinite(f))
         if not w.sum() > 0:
             raise RuntimeError("roulette selection needs at least one non-placeholder member")
-        return random_state.choice(len(pop), size=(n_select, n_parents), p=w / w.sum())
+        return random_state.choice(len(f), size=(n_select, n_parents), p=w / w.sum())
 
 
 class SplitSlerpCrossover(Crossover):
@@ -97,7 +108,8 @@ class SplitSlerpCrossover(Crossover):
     def __init__(self, **kwargs) -> None:
         super().__init__(n_parents=2, n_offsprings=1, prob=1.0, **kwargs)
 
-    def _do(self, problem, X, *args, random_state=None, **kwargs):
+    def _do(self, problem, X, *args, random_state=None, sq_norms=None, **kwargs):
+        """``sq_norms`` (optional, one pair per mating): the parents' ``sq_norm``, already computed."""
         _, n_matings, n_var = X.shape
         out = np.empty((1, n_matings, n_var))
         for m in range(n_matings):
@@ -105,7 +117,8 @@ class SplitSlerpCrossover(Crossover):
             w = float(random_state.random())
             a = torch.from_numpy(np.ascontiguousarray(X[0, m], dtype=np.float64))  # zero-copy
             b = torch.from_numpy(np.ascontiguousarray(X[1, m], dtype=np.float64))
-            out[0, m] = split_slerp(a, b, t=w, split=k).numpy()  # t = weight of b (the 2nd parent)
+            split_slerp(a, b, t=w, split=k, out=torch.from_numpy(out[0, m]),  # t = weight of b (2nd parent)
+                        sq_norms=None if sq_norms is None else sq_norms[m])
         return out
 
 
@@ -130,14 +143,52 @@ class SteadyStateSurvival(Survival):
         super().__init__(filter_infeasible=False)
 
     def _do(self, problem, pop, n_survive=None, **kwargs):
-        f = pop.get("F")[:, 0]
+        f = objectives(pop)
         order = len(f) - 1 - np.argsort(f[::-1], kind="stable")
         return pop[order[:n_survive]]
 
 
+def breed(problem: Problem, parents: np.ndarray, crossover: Crossover, mutation: Mutation, repair: Repair,
+          random_state: np.random.Generator, sq_norms: tuple[float, float] | None = None) -> np.ndarray:
+    """One child ``(1, n_var)`` of ``parents`` ``(2, n_var)``: pymoo's mating (``Crossover.do``,
+    ``Mutation.do``, repair) for operators applied with probability 1, on numpy arrays.
+
+    The operators' own ``_do`` make the child, and the random draws are pymoo's, in its order: the
+    crossover's per-mating coin, the crossover, the mutation, the mutation's per-child coin (both
+    coins always pass at probability 1 but are drawn all the same). ``sq_norms``: the parents'
+    ``sq_norm``, when known (:class:`SplitSlerpCrossover`).
+    """
+    if not (get(crossover.prob) == 1.0 and get(mutation.prob) == 1.0):
+        raise ValueError("breed() applies the crossover and the mutation with probability 1")
+    random_state.random(1)  # Crossover.do: which matings cross
+    extra = {} if sq_norms is None else {"sq_norms": [sq_norms]}
+    child = crossover._do(problem, parents[:, None, :], random_state=random_state, **extra)[:, 0]
+    child = mutation._do(problem, child, random_state=random_state)
+    random_state.random(size=1)  # Mutation.do: which children mutate
+    return repair._do(problem, child)
+
+
+def member_sq_norm(ind: Individual) -> float:
+    """``sq_norm`` of a member's genome, kept with the member (its genome never changes)."""
+    sq = ind.data.get("sq_norm")
+    if sq is None:
+        sq = ind.data["sq_norm"] = sq_norm(torch.from_numpy(np.ascontiguousarray(ind.X, dtype=np.float64)))
+    return sq
+
+
 class SteadyStateGA(PymooGA):
-    """pymoo's GA with a cheap optimum update: survival sorts best first, so the optimum is
-    ``pop[:1]`` (pymoo's ``filter_optimum`` recomputes feasibility of every member each step)."""
+    """pymoo's GA, one child per step: its mating runs on numpy arrays (:func:`breed`: the same
+    operators and random draws as pymoo's ``Mating``, without a population per operator), and the
+    optimum update is cheap: survival sorts best first, so the optimum is ``pop[:1]`` (pymoo's
+    ``filter_optimum`` recomputes feasibility of every member each step)."""
+
+    def _infill(self) -> Population:
+        rs, mating = self.random_state, self.mating
+        pair = mating.selection.pick(objectives(self.pop), 1, 2, rs)[0]
+        parents = [self.pop[i] for i in pair]
+        child = breed(self.problem, np.stack([p.X for p in parents]), mating.crossover, mating.mutation,
+                      self.repair, rs, sq_norms=(member_sq_norm(parents[0]), member_sq_norm(parents[1])))
+        return Population.create(Individual(X=child[0]))
 
     def _set_optimum(self) -> None:
         self.opt = self.pop[:1]
@@ -151,15 +202,14 @@ def placeholders(n: int, dim: int) -> Population:
 
 
 def scored(x: np.ndarray, ev: Evaluation, **data) -> Population | None:
-    """The finite candidates of a told batch as an evaluated pymoo population (None if all failed)."""
-    ok = ev.ok
-    if not ok.any():
+    """The finite candidates of a told batch as an evaluated pymoo population (None if all failed):
+    what ``Population.new("X", x[ok])`` and ``set("F", -value[ok][:, None])`` give (each its own copies)."""
+    ok = np.flatnonzero(ev.ok)
+    if ok.size == 0:
         return None
-    pop = Population.new("X", np.asarray(x, dtype=float)[ok])
-    pop.set("F", -ev.value[ok][:, None])
-    for key, val in data.items():
-        pop.set(key, val[ok])
-    return pop
+    x = np.asarray(x, dtype=float)
+    return Population.create(*(Individual(X=x[i].copy(), F=np.array([-ev.value[i]]),
+                                          **{key: val[i].copy() for key, val in data.items()}) for i in ok))
 
 
 class GA(Baseline):

@@ -38,6 +38,9 @@ Cost per step: O(archive * n_examples + n) — fitness and attraction are matrix
 the preallocated archive; the archive never grows. Products use ``np.einsum``, not BLAS: OpenBLAS
 threads its dot products at this size and, on a busy 2-core machine, its thread hand-offs made a
 step ~6x slower (2.4 ms instead of 0.4 ms). Most of a step is drawing the n Gaussian mutations.
+What depends on the archive alone (its column sums z, fitness f, each member's squared norm for the
+SLERP angle) is kept until the archive changes (about one step in six from scratch): recomputed,
+it would be the same floats.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from pydantic import Field
 
 from evobench.baseline import Baseline, BaselineConfig
 from evobench.evaluation import Evaluation
-from evobench.merge.slerp import split_slerp
+from evobench.merge.slerp import split_slerp, sq_norm
 
 PAPER = "Abrantes, Lange, Tang. Competition and Attraction Improve Model Fusion. GECCO 2025"
 
@@ -61,10 +64,12 @@ def _matvec(m: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.einsum("ij,j->i", m, v)
 
 
-def sharing_weights(scores: np.ndarray, alpha: float, extra: np.ndarray | None = None) -> np.ndarray:
+def sharing_weights(scores: np.ndarray, alpha: float, extra: np.ndarray | None = None,
+                    colsum: np.ndarray | None = None) -> np.ndarray:
     """``1 / z_j**alpha`` per example, z_j = column sums of ``scores`` (N, m) (+ ``extra``, a child's
-    scores, when given); a zero ``z_j**alpha`` is read as 1."""
-    z = scores.sum(axis=0)
+    scores, when given); a zero ``z_j**alpha`` is read as 1. ``colsum``: ``scores.sum(axis=0)``,
+    already computed (it is not modified)."""
+    z = scores.sum(axis=0) if colsum is None else colsum.copy()
     if extra is not None:
         z += extra
     if alpha != 1.0:
@@ -73,13 +78,14 @@ def sharing_weights(scores: np.ndarray, alpha: float, extra: np.ndarray | None =
     return np.reciprocal(z, out=z)
 
 
-def shared_fitness(scores: np.ndarray, alpha: float, extra: np.ndarray | None = None) -> np.ndarray:
+def shared_fitness(scores: np.ndarray, alpha: float, extra: np.ndarray | None = None,
+                   colsum: np.ndarray | None = None) -> np.ndarray:
     """Fitness sharing ``f_i = sum_j s_ij / z_j**alpha`` of the rows of ``scores`` (N, m).
 
     With ``extra`` (a child's scores, (m,)) z also counts the child and the result has N + 1
-    entries, the child's last.
+    entries, the child's last. ``colsum`` as in :func:`sharing_weights`.
     """
-    inv = sharing_weights(scores, alpha, extra)
+    inv = sharing_weights(scores, alpha, extra, colsum)
     f = _matvec(scores, inv)
     return f if extra is None else np.append(f, _dot(extra, inv))
 
@@ -114,13 +120,31 @@ class M2N2(Baseline):
     # ---- state ------------------------------------------------------------------------------------
     def _setup(self) -> None:
         s, n = self.config.archive_size, self.space.dim
-        self.params = np.zeros((s, n))
-        self.scores: np.ndarray | None = None  # (s, n_examples), allocated at the first scored model
+        self._params = np.zeros((s, n))  # the archive (see the properties ``params`` and ``scores``)
+        self._scores: np.ndarray | None = None  # (s, n_examples), allocated at the first scored model
         self._gain: np.ndarray | None = None  # attraction scratch, shaped like scores
         self.values = np.full(s, -np.inf)  # raw search value per member
         self.filled = np.zeros(s, dtype=bool)
         self._noise = np.empty(n)
         self.n_replaced = 0
+        # derived from the archive, recomputed only after it changes (same operations, same floats):
+        self._sq = np.full(s, np.nan)  # squared norm of each member's parameters (the SLERP angle's)
+        self._colsum: np.ndarray | None = None  # scores.sum(axis=0)
+        self._fitness: tuple[np.ndarray, np.ndarray] | None = None  # (1 / z**alpha, f) of the archive
+
+    @property
+    def params(self) -> np.ndarray:
+        """The members' parameters ``(archive_size, dim)`` (empty slots: zeros). Writable: reading it
+        here drops what is cached from it."""
+        self._sq[:] = np.nan
+        return self._params
+
+    @property
+    def scores(self) -> np.ndarray | None:
+        """The members' per-example scores ``(archive_size, n_examples)``, None before the first
+        member. Writable: reading it here drops the fitness cached from it."""
+        self._colsum = self._fitness = None
+        return self._scores
 
     def _seed(self, x0: np.ndarray, ev0: Evaluation) -> None:
         for i in range(x0.shape[0]):
@@ -135,16 +159,32 @@ class M2N2(Baseline):
             c = np.cumsum(self.filled.astype(float))
         return min(int(np.searchsorted(c, self.rng.random() * c[-1], side="right")), len(c) - 1)
 
+    def _archive_colsum(self) -> np.ndarray:
+        if self._colsum is None:
+            self._colsum = self._scores.sum(axis=0)
+        return self._colsum
+
+    def _archive_fitness(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(1 / z**alpha, f)`` over the archive (z without a child)."""
+        if self._fitness is None:
+            inv = sharing_weights(self._scores, self.config.alpha, colsum=self._archive_colsum())
+            self._fitness = inv, _matvec(self._scores, inv)
+        return self._fitness
+
+    def _sq_norm(self, i: int) -> float:
+        if np.isnan(self._sq[i]):
+            self._sq[i] = sq_norm(torch.from_numpy(self._params[i]))
+        return float(self._sq[i])
+
     def _parents(self) -> tuple[int, int]:
         cfg = self.config
-        inv = sharing_weights(self.scores, cfg.alpha)
-        f = _matvec(self.scores, inv)
+        inv, f = self._archive_fitness()
         a = self._draw(f)
         if not cfg.use_crossover:
             return a, a
         if not cfg.use_attraction:
             return a, self._draw(f)
-        g = attraction(self.scores, cfg.alpha, a, inv=inv, buf=self._gain)
+        g = attraction(self._scores, cfg.alpha, a, inv=inv, buf=self._gain)
         g[~self.filled] = 0.0
         return a, self._draw(g if g.sum() > 0 else f)
 
@@ -154,11 +194,12 @@ class M2N2(Baseline):
         cfg, n = self.config, self.space.dim
         a, b = self._parents()
         if not cfg.use_crossover:
-            child = self.params[a].copy()
+            child = self._params[a].copy()
         else:
             k = int(self.rng.integers(0, n)) if cfg.use_split else n
-            child = split_slerp(torch.from_numpy(self.params[a]), torch.from_numpy(self.params[b]),
-                                float(self.rng.random()), k).numpy()
+            child = split_slerp(torch.from_numpy(self._params[a]), torch.from_numpy(self._params[b]),
+                                float(self.rng.random()), k,
+                                sq_norms=(self._sq_norm(a), self._sq_norm(b))).numpy()
         if cfg.mutation_std > 0:
             self.rng.standard_normal(out=self._noise)
             self._noise *= cfg.mutation_std
@@ -180,17 +221,19 @@ class M2N2(Baseline):
         s = np.asarray(ev.scores[i], dtype=float)
         if not (np.all(np.isfinite(s)) and s.min(initial=0.0) >= 0):
             raise ValueError(f"{self.name}: per-example scores must be finite and >= 0")
-        if self.scores is None:
-            self.scores = np.zeros((self.config.archive_size, s.shape[0]))
-            self._gain = np.empty_like(self.scores)
-        elif s.shape[0] != self.scores.shape[1]:
-            raise ValueError(f"{self.name}: got {s.shape[0]} per-example scores, expected {self.scores.shape[1]}")
-        f = shared_fitness(self.scores, self.config.alpha, extra=s)
+        if self._scores is None:
+            self._scores = np.zeros((self.config.archive_size, s.shape[0]))
+            self._gain = np.empty_like(self._scores)
+        elif s.shape[0] != self._scores.shape[1]:
+            raise ValueError(f"{self.name}: got {s.shape[0]} per-example scores, expected {self._scores.shape[1]}")
+        f = shared_fitness(self._scores, self.config.alpha, extra=s, colsum=self._archive_colsum())
         worst = int(np.argmin(f))
         if worst == len(self.values):
             return  # the child is itself the lowest: discarded
-        self.params[worst] = x
-        self.scores[worst] = s
+        self._params[worst] = x
+        self._scores[worst] = s
+        self._sq[worst] = np.nan
+        self._colsum = self._fitness = None
         self.values[worst] = value
         self.filled[worst] = True
         self.n_replaced += 1
@@ -199,7 +242,7 @@ class M2N2(Baseline):
         """The archive member with the best raw search value (falls back to best-ever if empty)."""
         if not self.filled.any():
             return super().recommend()
-        return self.params[int(np.argmax(np.where(self.filled, self.values, -np.inf)))].copy()
+        return self._params[int(np.argmax(np.where(self.filled, self.values, -np.inf)))].copy()
 
 
 class M2N2NoAttraction(M2N2):

@@ -36,8 +36,10 @@ Hyper-parameters: ``cells_per_dim`` (10), ``mutation_std`` (0.01).
 from __future__ import annotations
 
 import numpy as np
+import torch
 from pydantic import Field
 from pymoo.core.algorithm import Algorithm
+from pymoo.core.individual import Individual
 from pymoo.core.population import Population
 from pymoo.core.repair import NoRepair
 from pymoo.core.termination import NoTermination
@@ -45,8 +47,9 @@ from pymoo.operators.repair.to_bound import ToBoundOutOfBoundsRepair
 
 from evobench.baseline import Baseline, BaselineConfig
 from evobench.evaluation import Evaluation
+from evobench.merge.slerp import sq_norm
 
-from .ga import GaussianMutation, GenomeProblem, SplitSlerpCrossover, roulette_weights, scored
+from .ga import GaussianMutation, GenomeProblem, SplitSlerpCrossover, breed, roulette_weights, scored
 
 NEEDS_DESCRIPTORS = "map-elites needs a task with behaviour descriptors"
 
@@ -73,6 +76,7 @@ class MapElitesAlgorithm(Algorithm):
         self.X = np.empty((0, problem.n_var))
         self.quality = np.empty(0)
         self.cells = np.empty(0, dtype=np.int64)
+        self.sq = np.empty(0)  # sq_norm of each elite's genome (the SLERP angle's), NaN until needed
         self.row_of: dict[int, int] = {}
         self.n_occupied = 0
         self.best_quality = -np.inf
@@ -86,6 +90,7 @@ class MapElitesAlgorithm(Algorithm):
         self.X = np.concatenate([self.X, np.empty((grow, self.X.shape[1]))])
         self.quality = np.concatenate([self.quality, np.empty(grow)])
         self.cells = np.concatenate([self.cells, np.empty(grow, dtype=np.int64)])
+        self.sq = np.concatenate([self.sq, np.full(grow, np.nan)])
 
     # -- archive --------------------------------------------------------------------------------
     def insert(self, x: np.ndarray, quality: float, desc: np.ndarray) -> bool:
@@ -102,6 +107,7 @@ class MapElitesAlgorithm(Algorithm):
             return False
         self.X[row] = x
         self.quality[row] = quality
+        self.sq[row] = np.nan
         if quality > self.best_quality:
             self.best_quality = quality
             self.opt = Population.new("X", x[None].copy(), "F", np.array([[-quality]]))
@@ -114,6 +120,11 @@ class MapElitesAlgorithm(Algorithm):
         w = roulette_weights(q, np.ones(n, dtype=bool))
         replace = float(q.sum()) < 2.0 or int(np.count_nonzero(w)) < 2
         return random_state.choice(n, size=2, replace=replace, p=w / w.sum())
+
+    def sq_norm(self, row: int) -> float:
+        if np.isnan(self.sq[row]):
+            self.sq[row] = sq_norm(torch.from_numpy(self.X[row]))
+        return float(self.sq[row])
 
     def best_row(self) -> int | None:
         """Row of the highest-quality elite (ties: the lowest cell index)."""
@@ -135,10 +146,10 @@ class MapElitesAlgorithm(Algorithm):
         if self.n_occupied == 0:
             return None
         rs = self.random_state
-        parents = Population.new("X", self.X[self.sample_parents(rs)])
-        off = self.crossover(self.problem, [parents], random_state=rs)
-        off = self.mutation(self.problem, off, random_state=rs)
-        return self.repair(self.problem, off, random_state=rs)
+        rows = self.sample_parents(rs)
+        child = breed(self.problem, self.X[rows], self.crossover, self.mutation, self.repair, rs,
+                      sq_norms=(self.sq_norm(rows[0]), self.sq_norm(rows[1])))
+        return Population.create(Individual(X=child[0]))
 
     def _advance(self, infills=None, **kwargs) -> None:
         if infills is None or len(infills) == 0:

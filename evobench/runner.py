@@ -8,8 +8,10 @@ genome on the held-out test split, which the search never sees.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -101,7 +103,7 @@ def score_candidate(space: MergeSpace, task: Task, x: np.ndarray, split: str = S
         r = task.evaluate(model, split)
     except candidate_failures() as e:
         return describe(e)
-    if not np.isfinite(r.primary):
+    if not math.isfinite(r.primary):
         return f"NonFiniteError: {task.name or 'task'} gave a non-finite {task.primary_metric or 'primary metric'}"
     return r
 
@@ -169,8 +171,18 @@ def normalise_descriptors(desc: np.ndarray | None, task: Task) -> np.ndarray | N
     """Descriptors mapped from the task's declared bounds onto [0, 1] (clipped)."""
     if desc is None or not task.descriptor_bounds:
         return desc
-    lo, hi = np.array(task.descriptor_bounds, dtype=float).T
-    return np.clip((desc - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0, 1.0)
+    lo, width = _descriptor_scale(tuple(map(tuple, task.descriptor_bounds)))
+    return np.clip((desc - lo) / width, 0.0, 1.0)
+
+
+@lru_cache(maxsize=64)
+def _descriptor_scale(bounds: tuple[tuple[float, float], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``(lower bounds, widths)`` of declared descriptor bounds (a zero width is read as 1); computed
+    once per bounds, as every candidate's descriptors are normalised."""
+    lo, hi = np.array(bounds, dtype=float).T
+    width = np.where(hi > lo, hi - lo, 1.0)
+    lo.flags.writeable = width.flags.writeable = False  # shared by every call
+    return lo, width
 
 
 def baseline_config(cls: type[Baseline], user: dict[str, Any], problem: Problem) -> dict[str, Any]:

@@ -15,13 +15,33 @@ import torch
 from evobench.merge.knobs import Knob, merge_op
 
 
-def _angle(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
-    fa, fb = a.reshape(-1), b.reshape(-1)
+def _flat(a: torch.Tensor) -> torch.Tensor:
+    """``a`` as a flat vector (itself when already 1-D), in a dtype that sums precisely."""
+    fa = a if a.dim() == 1 else a.reshape(-1)
     if not fa.dtype.is_floating_point or fa.dtype in (torch.float16, torch.bfloat16):
-        fa, fb = fa.float(), fb.float()
+        fa = fa.float()
+    return fa
+
+
+def _dot(fa: torch.Tensor, fb: torch.Tensor) -> float:
     # elementwise products + sums, not BLAS dot: BLAS threads stall for milliseconds on a busy machine
-    denom = math.sqrt(float((fa * fa).sum())) * math.sqrt(float((fb * fb).sum()))
-    cos = float((fa * fb).sum()) / denom if denom > 0 else 1.0
+    return float((fa * fb).sum())
+
+
+def sq_norm(a: torch.Tensor) -> float:
+    """Squared global norm of ``a``, exactly as :func:`split_slerp` computes it (callers that merge
+    the same vector many times may compute it once and pass it back)."""
+    fa = _flat(a)
+    return _dot(fa, fa)
+
+
+def _angle(a: torch.Tensor, b: torch.Tensor, sq_a: float | None = None,
+           sq_b: float | None = None) -> tuple[float, float]:
+    fa, fb = _flat(a), _flat(b)
+    sq_a = _dot(fa, fa) if sq_a is None else sq_a
+    sq_b = _dot(fb, fb) if sq_b is None else sq_b
+    denom = math.sqrt(sq_a) * math.sqrt(sq_b)
+    cos = _dot(fa, fb) / denom if denom > 0 else 1.0
     omega = math.acos(min(max(cos, -1.0), 1.0))
     return omega, math.sin(omega)
 
@@ -49,21 +69,21 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float, eps: float = 1e-6) -> torc
 @merge_op("split_slerp", knobs=[Knob("t", 0.0, 1.0, "weight of the second model before the split"),
                                  Knob("split", 0.0, 1.0, "split point as a fraction of the flattened length")])
 def split_slerp(a: torch.Tensor, b: torch.Tensor, t: float, split: int | float, eps: float = 1e-6,
-                out: torch.Tensor | None = None) -> torch.Tensor:
+                out: torch.Tensor | None = None, sq_norms: tuple[float, float] | None = None) -> torch.Tensor:
     """M2N2 crossover: SLERP with weight ``t`` for flat indices ``< split`` and ``1 - t`` from ``split`` on.
 
     ``split`` is an index into the flattened tensor (a Python or numpy int), or a fraction in [0, 1]
     (a float). The angle is computed once over the whole vectors. ``out`` (optional, same shape)
-    receives the result.
+    receives the result. ``sq_norms`` (optional): ``(sq_norm(a), sq_norm(b))``, already computed.
     """
     _check("split_slerp", a, b)
     n = a.numel()
     k = round(float(split) * n) if isinstance(split, float) else int(split)
     if not 0 <= k <= n:
         raise ValueError(f"split_slerp: split index {k} outside [0, {n}]")
-    omega, so = _angle(a, b)
+    omega, so = _angle(a, b, *(sq_norms or ()))
     res = torch.empty_like(a) if out is None else out
-    fa, fb, fr = a.reshape(-1), b.reshape(-1), res.view(-1)
+    fa, fb, fr = (a, b, res) if a.dim() == 1 else (a.reshape(-1), b.reshape(-1), res.view(-1))
     for w, sl in ((float(t), slice(0, k)), (1.0 - float(t), slice(k, n))):
         ca, cb = _coefficients(w, omega, so, eps)
         torch.mul(fa[sl], ca, out=fr[sl])
