@@ -121,18 +121,24 @@ def _list(what: str) -> None:
             print(f"  {name:<28}{text}")
 
 
+def _tracker(args: argparse.Namespace, tracking_uri: str | None, experiment: str):
+    """``(name, tracker)`` from ``--tracker``/``--no-tracking`` (default: mlflow), built from the registry."""
+    from evobench.registry import TRACKERS
+
+    name = "none" if args.no_tracking else (args.tracker or "mlflow")
+    return name, TRACKERS.get(name)(tracking_uri=tracking_uri, experiment=experiment)
+
+
 def _run(args: argparse.Namespace) -> int:
     from evobench.compare import run_comparison
     from evobench.config import build_config
-    from evobench.registry import TRACKERS
     from evobench.report import format_table
 
     cfg = build_config(preset=args.preset, config_file=args.config, tasks=args.tasks, baselines=args.baselines,
                        budget=args.budget, seeds=args.seeds, tracking_uri=args.tracking_uri,
                        experiment=args.experiment, out=args.out, name=args.name, threads=args.threads,
                        device=args.device)
-    tracker_name = "none" if args.no_tracking else (args.tracker or "mlflow")
-    tracker = TRACKERS.get(tracker_name)(tracking_uri=cfg.tracking_uri, experiment=cfg.experiment)
+    tracker_name, tracker = _tracker(args, cfg.tracking_uri, cfg.experiment)
     try:
         comp = run_comparison(cfg, tracker=tracker, progress=not args.no_progress)
     except BaseException:
@@ -158,10 +164,8 @@ def _partial_note(cfg) -> None:
 
 def _eval(args: argparse.Namespace) -> int:
     from evobench.evaluate import run_eval
-    from evobench.registry import TRACKERS
 
-    tracker_name = "none" if args.no_tracking else (args.tracker or "mlflow")
-    tracker = TRACKERS.get(tracker_name)(tracking_uri=args.tracking_uri, experiment=args.experiment)
+    _, tracker = _tracker(args, args.tracking_uri, args.experiment)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     if not tasks:
         raise ConfigError("--tasks: give at least one task")

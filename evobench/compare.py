@@ -25,7 +25,7 @@ from evobench.jsonio import nan_to_none, write_json, write_text
 from evobench.problem import Problem
 from evobench.registry import BASELINES, TASKS
 from evobench.rundir import RunDir
-from evobench.runner import RunResult, baseline_config, run_one
+from evobench.runner import RunResult, baseline_config, run_one, score_model
 from evobench.spaces.base import SpaceError
 from evobench.stats import Row, compare_to_best, thin_curve
 from evobench.tracking import Tracker
@@ -218,17 +218,16 @@ def score_sources(problem: Problem) -> list[dict[str, Any]]:
     """The source models' own search and test scores (free; shown beside the merges in the table).
 
     Scored like the starting models: a source that cannot be scored is a :class:`StartError`."""
-    from evobench.errors import StartError, candidate_failures, describe
+    from evobench.errors import StartError
     from evobench.task import SEARCH, TEST
 
     out = []
     for name, state in problem.pool.sources:
         row: dict[str, Any] = {"source": name}
         for split in (SEARCH, TEST):
-            try:
-                r = problem.task.evaluate(problem.pool.family.build(state), split)
-            except candidate_failures() as e:
-                raise StartError(f"{problem.name}: source {name!r} cannot be scored ({describe(e)})") from None
+            r = score_model(problem.task, lambda s=state: problem.pool.family.build(s), split)
+            if isinstance(r, str):
+                raise StartError(f"{problem.name}: source {name!r} cannot be scored ({r})")
             row[f"{split}_score"] = float(r.primary)
         out.append(row)
     return out

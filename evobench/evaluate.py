@@ -16,6 +16,7 @@ scored. The same numbers go to the tracker as one run.
 from __future__ import annotations
 
 import inspect
+import os
 import shutil
 import time
 from pathlib import Path
@@ -100,7 +101,7 @@ def run_eval(model: str, tasks: list[str], out: str, split: str = TEST, limit: i
              device: str = "auto", name: str | None = None, tracker=None, batch_size: int | None = None
              ) -> tuple[Path, dict[str, Any]]:
     """Score ``model`` on each task's ``split`` (first ``limit`` examples); returns the folder and results."""
-    from evobench.rundir import check_writable
+    from evobench.rundir import check_writable, claim
 
     if split not in (SEARCH, TEST):
         raise ConfigError(f"split must be {SEARCH!r} or {TEST!r}, got {split!r}")
@@ -136,12 +137,8 @@ def run_eval(model: str, tasks: list[str], out: str, split: str = TEST, limit: i
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # nothing half-written
         raise
-    final = root / folder.name.removeprefix(".").removesuffix(".partial")
-    k = 2
-    while final.exists():
-        final = final.with_name(f"{folder.name.removeprefix('.').removesuffix('.partial')}-{k}")
-        k += 1
-    folder.rename(final)
+    final = claim(root, folder.name.removeprefix(".").removesuffix(".partial"))
+    os.replace(folder, final)  # onto the empty claimed folder: atomic, never onto another's results
     if tracker is not None:
         tracker.start_comparison(f"eval/{label}", params={"model": model, "split": split, "limit": limit,
                                                           "tasks": tasks})

@@ -50,7 +50,7 @@ def check_writable(out: str | os.PathLike) -> Path:
     return root
 
 
-def _claim(root: Path, stem: str, suffix: str = "") -> Path:
+def claim(root: Path, stem: str, suffix: str = "") -> Path:
     """An unused folder ``root/stem[-k]suffix``, created empty (mkdir is atomic: no two claims collide)."""
     for k in range(1, 10_000):
         path = root / f"{stem}{'' if k == 1 else f'-{k}'}{suffix}"
@@ -101,7 +101,7 @@ class RunDir:
 
     def finish(self) -> Path:
         """Rename to ``<name>-<time>`` (or ``-2``, ...) once every result file is written."""
-        final = _claim(self.root, self.stem)
+        final = claim(self.root, self.stem)
         os.replace(self.path, final)  # onto the empty claimed folder: atomic
         self.path = final
         return final
@@ -111,7 +111,7 @@ class RunDir:
         if self.n_runs == 0:
             shutil.rmtree(self.path, ignore_errors=True)
             return None
-        final = _claim(self.root, self.stem, ".incomplete")
+        final = claim(self.root, self.stem, ".incomplete")
         os.replace(self.path, final)
         self.path = final
         return final

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -92,15 +93,14 @@ class RunResult:
         return r
 
 
-def score_candidate(space: MergeSpace, task: Task, x: np.ndarray, split: str = SEARCH) -> TaskResult | str:
-    """Build one genome's model and score it; a failed candidate gives its one-line message.
+def score_model(task: Task, build: Callable[[], Any], split: str = SEARCH) -> TaskResult | str:
+    """Build a model with ``build()`` and score it on ``split``; a failure gives its one-line message.
 
     Only :func:`evobench.errors.candidate_failures` count as failures (a non-finite primary metric
     too); any other exception is a bug and propagates.
     """
     try:
-        model = space.build(x)
-        r = task.evaluate(model, split)
+        r = task.evaluate(build(), split)
     except candidate_failures() as e:
         return describe(e)
     if not math.isfinite(r.primary):
@@ -108,20 +108,22 @@ def score_candidate(space: MergeSpace, task: Task, x: np.ndarray, split: str = S
     return r
 
 
-def evaluate_genomes(space: MergeSpace, task: Task, x: np.ndarray, split: str = SEARCH) -> tuple[Evaluation, int]:
-    """Build and score genomes one at a time (one merged model alive at once); failures are NaN
-    entries whose message is in ``Evaluation.errors``. Returns the evaluation and examples scored."""
-    k = len(x)
+def score_candidate(space: MergeSpace, task: Task, x: np.ndarray, split: str = SEARCH) -> TaskResult | str:
+    """Build one genome's model and score it (see :func:`score_model`)."""
+    return score_model(task, lambda: space.build(x), split)
+
+
+def _evaluation(results: list[TaskResult | str], task: Task) -> Evaluation:
+    """What a baseline is told about scored candidates: values (NaN and the message for failures),
+    per-example scores and normalised descriptors."""
+    k = len(results)
     value = np.full(k, np.nan)
     errors: list[str | None] = [None] * k
     scores = desc = None
-    n_fwd = 0
-    for i in range(k):
-        r = score_candidate(space, task, x[i], split)
+    for i, r in enumerate(results):
         if isinstance(r, str):
             errors[i] = r
             continue
-        n_fwd += r.n_forward
         if scores is None:
             scores = np.zeros((k, r.scores.shape[0]))
             if r.descriptors is not None:
@@ -130,8 +132,15 @@ def evaluate_genomes(space: MergeSpace, task: Task, x: np.ndarray, split: str = 
         scores[i] = r.scores
         if desc is not None and r.descriptors is not None:
             desc[i] = r.descriptors
-    return Evaluation(value=value, scores=scores, descriptors=normalise_descriptors(desc, task),
-                      errors=errors), n_fwd
+    return Evaluation(value=value, scores=scores, descriptors=normalise_descriptors(desc, task), errors=errors)
+
+
+def evaluate_genomes(space: MergeSpace, task: Task, x: np.ndarray, split: str = SEARCH) -> tuple[Evaluation, int]:
+    """Build and score genomes one at a time (one merged model alive at once); failures are NaN
+    entries whose message is in ``Evaluation.errors``. Returns the evaluation and examples scored."""
+    results = [score_candidate(space, task, x[i], split) for i in range(len(x))]
+    n_fwd = sum(r.n_forward for r in results if not isinstance(r, str))
+    return _evaluation(results, task), n_fwd
 
 
 def score_starting_models(problem: Problem, space: MergeSpace, rng: np.random.Generator
@@ -139,32 +148,24 @@ def score_starting_models(problem: Problem, space: MergeSpace, rng: np.random.Ge
     """Score the problem's starting models once, free: the same for every baseline and space.
 
     The starting models are the pool's sources (or ``n_start`` fresh samples from scratch), built by
-    the family directly (none for a pool with neither). Returns the genomes of those the space can express with their evaluation
-    (what ``Baseline.seed`` gets), the best starting score (step 0 of every curve) and the examples
-    scored. A starting model that cannot be built or scored is a :class:`StartError`.
+    the family directly (none for a pool with neither). Returns the genomes of those the space can
+    express with their evaluation (what ``Baseline.seed`` gets), the best starting score (step 0 of
+    every curve) and the examples scored. A starting model that cannot be built or scored is a
+    :class:`StartError`.
     """
     task, pool = problem.task, problem.pool
     states = pool.starting_states(rng) if pool.sources or pool.sampler is not None else []
-    results, n_fwd = [], 0
+    results = []
     for i, state in enumerate(states):
-        try:
-            r = task.evaluate(pool.family.build(state), SEARCH)
-        except candidate_failures() as e:
-            r = describe(e)
-        if isinstance(r, str) or not np.isfinite(r.primary):
-            why = r if isinstance(r, str) else f"non-finite {task.primary_metric or 'primary metric'}"
+        r = score_model(task, lambda s=state: pool.family.build(s), SEARCH)
+        if isinstance(r, str):
             raise StartError(f"{problem.name}: starting model {i} cannot be built or scored, so no search "
-                             f"can start ({why})")
+                             f"can start ({r})")
         results.append(r)
-        n_fwd += r.n_forward
     idx, x0 = space.starting_genomes(states)
-    chosen = [results[i] for i in idx]
-    scores = np.array([r.scores for r in chosen]).reshape(len(chosen), -1) if chosen else None
-    desc = (np.array([r.descriptors for r in chosen]) if chosen and chosen[0].descriptors is not None
-            else None)
-    ev0 = Evaluation(value=np.array([r.primary for r in chosen], dtype=float), scores=scores,
-                     descriptors=normalise_descriptors(desc, task), errors=[None] * len(chosen))
-    return x0, ev0, float(max((r.primary for r in results), default=np.nan)), n_fwd
+    n_fwd = sum(r.n_forward for r in results)
+    return x0, _evaluation([results[i] for i in idx], task), float(max((r.primary for r in results),
+                                                                        default=np.nan)), n_fwd
 
 
 def normalise_descriptors(desc: np.ndarray | None, task: Task) -> np.ndarray | None:
