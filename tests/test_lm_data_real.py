@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,8 @@ from evobench.lmdata import (
     load_mgsm_exemplars,
     split_fewshot_pool,
 )
+from tests.lm_task_helpers import REAL
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason=f"no released benchmark files at {REAL}")
 
 
