@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from evobench.config import BaselineSpec, ConfigError, RunConfig
-from evobench.jsonio import nan_to_none, write_json, write_text
+from evobench.jsonio import is_finite_number, nan_to_none, write_json, write_text
 from evobench.problem import Problem
 from evobench.registry import BASELINES, TASKS
 from evobench.rundir import RunDir
@@ -253,14 +253,10 @@ def _log_run(tracker: Tracker, r: RunResult) -> None:
         "test_score": r.test_score, "best_search_fitness_final": r.best_search,
         "recommended_search_fitness": r.recommended_search, "evaluations": r.evaluations,
         "failed_candidates": r.failed, "forward_examples": r.forward_examples, "wall_time_s": r.wall_time,
-        **{f"test_{k}": v for k, v in r.test_metrics.items()}}.items() if _finite(v)}, step=r.evaluations)
+        **{f"test_{k}": v for k, v in r.test_metrics.items()}}.items() if is_finite_number(v)}, step=r.evaluations)
     tracker.log_dict(nan_to_none(r.recipe), "best_recipe.json")
     if r.errors:
         tracker.log_dict({"failed": r.failed, "first_distinct_errors": r.errors}, "failures.json")
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)
 
 
 def _write(comp: Comparison, tracker: Tracker, rundir: RunDir) -> Path:

@@ -30,6 +30,11 @@ def _default(o: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
+def is_finite_number(v: Any) -> bool:
+    """A finite int or float (not None, NaN, infinity, or anything else)."""
+    return isinstance(v, int | float) and math.isfinite(v)
+
+
 def nan_to_none(obj: Any) -> Any:
     """A copy of ``obj`` (nested dicts/lists/arrays) with every NaN or infinite float as None."""
     if isinstance(obj, float | np.floating):

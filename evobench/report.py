@@ -8,9 +8,7 @@ from typing import Any
 
 import numpy as np
 
-
-def _finite(v) -> bool:
-    return isinstance(v, int | float) and math.isfinite(v)
+from evobench.jsonio import is_finite_number
 
 
 def _fmt_p(p: float) -> str:
@@ -62,8 +60,8 @@ def format_table(comp) -> str:
             failed = sum(r.failed for r in comp.results if r.task == task and r.baseline == base)
             lines.append(f"{base:<22}no test score: no candidate succeeded ({failed} failed)")
         for s in getattr(comp, "sources", {}).get(task, []):
-            test = f"{100 * s['test_score']:.2f}" if _finite(s.get("test_score")) else "—"
-            search = f"{100 * s['search_score']:.2f}" if _finite(s.get("search_score")) else "—"
+            test = f"{100 * s['test_score']:.2f}" if is_finite_number(s.get("test_score")) else "—"
+            search = f"{100 * s['search_score']:.2f}" if is_finite_number(s.get("search_score")) else "—"
             lines.append(f"{'(source) ' + s['source']:<30}{test:>18}{'':>11}{search:>13}")
     for task, base, why in comp.skipped:
         lines.append(f"skipped {base} on {task}: {why}")
