@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from evobench.config import BaselineSpec, ConfigError, RunConfig
+from evobench.errors import missing_package
 from evobench.jsonio import is_finite_number, nan_to_none, write_json, write_text
-from evobench.problem import Problem
+from evobench.problem import Problem, factory_accepts
 from evobench.registry import BASELINES, TASKS
 from evobench.rundir import RunDir
 from evobench.runner import RunResult, baseline_config, run_one, score_model
@@ -65,18 +66,14 @@ class Comparison:
 def _problem(t, device: str = "auto") -> Problem:
     """Call the task's factory; a factory with a ``device`` parameter gets the run's device unless the
     task's options name one."""
-    import inspect
-
     factory = TASKS.get(t.name)
     options = dict(t.options)
-    try:
-        takes_device = "device" in inspect.signature(factory).parameters
-    except (TypeError, ValueError):  # a builtin or C callable: no signature to read
-        takes_device = False
-    if takes_device:
+    if factory_accepts(factory, "device"):
         options.setdefault("device", device)
     try:
         return factory(**options)
+    except ModuleNotFoundError as e:
+        raise ConfigError(f"task {t.name!r} {missing_package(e)}") from None
     except (TypeError, ValueError) as e:
         opts = f" with options {t.options}" if t.options else ""
         raise ConfigError(f"task {t.name!r}{opts}: {' '.join(str(e).split())}") from None

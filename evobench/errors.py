@@ -33,3 +33,24 @@ def describe(e: BaseException) -> str:
     """``Type: message`` on one line, for tables, results and logs."""
     text = " ".join(str(e).split())
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def missing_package(e: ModuleNotFoundError) -> str:
+    """``needs the optional package 'x' (pip install 'evobench[extra]')``: the extra is read from
+    evobench's own package metadata, so the hint stays true when the extras change."""
+    import re
+    from importlib import metadata
+
+    top = (e.name or "").split(".")[0]
+    want = top.replace("_", "-").lower()
+    extra = None
+    try:
+        for req in metadata.requires("evobench") or []:
+            m = re.match(r"\s*([A-Za-z0-9_.-]+).*;\s*extra\s*==\s*['\"]([^'\"]+)['\"]", req)
+            if m and m.group(1).replace("_", "-").lower() == want:
+                extra = m.group(2)
+                break
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        pass
+    hint = f"pip install 'evobench[{extra}]'" if extra else f"pip install {top}"
+    return f"needs the optional package {top!r} ({hint})"

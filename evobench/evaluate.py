@@ -15,7 +15,6 @@ scored. The same numbers go to the tracker as one run.
 
 from __future__ import annotations
 
-import inspect
 import os
 import shutil
 import time
@@ -25,25 +24,20 @@ from typing import Any
 import numpy as np
 
 from evobench.config import ConfigError
+from evobench.errors import missing_package
 from evobench.jsonio import dumps, nan_to_none, write_json, write_text
+from evobench.problem import factory_accepts
 from evobench.registry import TASKS
 from evobench.task import SEARCH, TEST, TaskResult
-
-
-def _factory_takes(factory, name: str) -> bool:
-    try:
-        return name in inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def load_model_for(task_name: str, model: str, device: str = "auto", batch_size: int | None = None):
     """The problem of ``task_name`` and the runnable model ``model`` names for it."""
     factory = TASKS.get(task_name)
     opts: dict[str, Any] = {}
-    if _factory_takes(factory, "device"):
+    if factory_accepts(factory, "device"):
         opts["device"] = device
-    if batch_size is not None and _factory_takes(factory, "batch_size"):
+    if batch_size is not None and factory_accepts(factory, "batch_size"):
         opts["batch_size"] = batch_size
     path = Path(model)
     if path.suffix == ".safetensors":
@@ -53,6 +47,8 @@ def load_model_for(task_name: str, model: str, device: str = "auto", batch_size:
 
         try:
             problem = factory(**opts)
+        except ModuleNotFoundError as e:
+            raise ConfigError(f"task {task_name!r} {missing_package(e)}") from None
         except (TypeError, ValueError) as e:
             raise ConfigError(f"task {task_name!r}: {' '.join(str(e).split())}") from None
         state = load_file(str(path))
@@ -61,11 +57,13 @@ def load_model_for(task_name: str, model: str, device: str = "auto", batch_size:
         except ValueError as e:
             raise ConfigError(f"{e} (it is not a {problem.pool.family.name!r} model of task {task_name!r})") from None
         return problem, problem.pool.family.build(state)
-    if not _factory_takes(factory, "models"):
+    if not factory_accepts(factory, "models"):
         raise ConfigError(f"task {task_name!r} brings its own models; give it a .safetensors state dict of its "
                           f"model family (e.g. a run's best_model.safetensors), not {model!r}")
     try:
         problem = factory(models=[model], **opts)
+    except ModuleNotFoundError as e:
+        raise ConfigError(f"task {task_name!r} {missing_package(e)}") from None
     except (TypeError, ValueError) as e:
         raise ConfigError(f"task {task_name!r} with model {model!r}: {' '.join(str(e).split())}") from None
     (_, state), = problem.pool.sources

@@ -77,3 +77,13 @@ class Problem:
             return None, (f"it searches {'/'.join(baseline.spaces)} spaces; the task offers "
                           f"{'/'.join(offered) or 'none'}")
         return None, "; ".join(reasons)
+
+
+def factory_accepts(factory, name: str) -> bool:
+    """Whether a task factory takes a parameter ``name`` (False when it has no readable signature)."""
+    import inspect
+
+    try:
+        return name in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin or C callable
+        return False

@@ -417,3 +417,24 @@ def test_device_reaches_factories_that_take_it(capsys, tmp_path):
         one_line_exit_2([*TINY, "--device", "gpu", "--out", str(tmp_path)], capsys, "device must be")
     finally:
         TASKS._entries.pop("digits-on-device")
+
+
+@pytest.mark.parametrize(("module", "hint"), [("tokenizers", "evobench[llm]"), ("fugashi", "evobench[ja]"),
+                                              ("no_such_pkg", "pip install no_such_pkg")])
+def test_a_task_missing_an_optional_package_names_the_extra(module, hint, capsys, tmp_path):
+    """In an install without an extra, a task that needs it is one line naming what to install."""
+    from evobench.registry import TASKS
+
+    def needs_package():
+        """A task whose models need an optional package."""
+        raise ModuleNotFoundError(f"No module named '{module}'", name=module)
+
+    TASKS.register("needs-package", needs_package)
+    try:
+        err = one_line_exit_2(["run", "--tasks", "needs-package", "--baselines", "m2n2", "--no-tracking",
+                               "--out", str(tmp_path)], capsys, hint)
+        assert f"needs the optional package '{module}'" in err
+        err = one_line_exit_2(["eval", "x.gguf", "--tasks", "needs-package", "--no-tracking", "--out",
+                               str(tmp_path)], capsys, "brings its own models")
+    finally:
+        TASKS._entries.pop("needs-package")
