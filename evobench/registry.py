@@ -129,6 +129,7 @@ _BUILTIN = {
         "jp-lmeh-xlsum": "evobench.tasks.jp_lmeh.xlsum:xlsum",
         "jp-lmeh-xwinograd": "evobench.tasks.jp_lmeh.xwinograd:xwinograd",
         "jp-lmeh-mgsm": "evobench.tasks.jp_lmeh.mgsm:mgsm",
+        "jp-lmeh-jcola": "evobench.tasks.jp_lmeh.jcola:jcola",
     },
     BASELINES: {
         "random-search": "evobench.baselines.random_search:RandomSearch",

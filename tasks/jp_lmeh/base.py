@@ -51,7 +51,9 @@ class Spec:
     read: Callable[[str, dict], tuple[Any, float]] | None = None  # completion -> (prediction, score)
     description: str = DESCRIPTION
     target_delimiter: str = "\n"
-    aggregate: Callable[[np.ndarray], float] | None = None  # default: the mean
+    # (per-example scores, their documents) -> the subtask's score; default: the mean of the scores
+    aggregate: Callable[[np.ndarray, list[dict]], float] | None = None
+    fewshot_delimiter: str = "\n\n"
 
     @property
     def name(self) -> str:
@@ -85,7 +87,7 @@ class LMEHTask(Task):
         s = self.spec
         for doc, shots in zip(docs[len(done):], self.shots[split][len(done):len(docs)], strict=True):
             done.append(fewshot_prompt(s.description, [(s.text(x), s.target(x)) for x in shots], s.text(doc),
-                                       s.target_delimiter))
+                                       s.target_delimiter, s.fewshot_delimiter))
         return done[:len(docs)]
 
     def run(self, model, split: str, limit: int | None = None) -> tuple[np.ndarray, list[dict]]:
@@ -130,15 +132,27 @@ class LMEHTask(Task):
                          "stopped_by": gen.stopped_by, "n_new_tokens": gen.n_new_tokens})
         return rows
 
-    def aggregate(self, scores: np.ndarray) -> float:
+    def aggregate(self, scores: np.ndarray, split: str | None = None) -> float:
+        """The subtask's score of the first ``len(scores)`` documents of ``split``. Without ``split``:
+        the split whose size equals ``len(scores)``, else the test split when it has that many
+        documents, else the search split."""
         scores = np.asarray(scores, dtype=float)
         if not scores.size:
             return float("nan")
-        return float(self.spec.aggregate(scores)) if self.spec.aggregate else float(scores.mean())
+        if self.spec.aggregate is None:
+            return float(scores.mean())
+        if split is None:
+            sizes = self.split_sizes()
+            split = next((s for s in (TEST, SEARCH) if sizes.get(s) == scores.size), None)
+            split = split or (TEST if scores.size <= sizes.get(TEST, 0) else SEARCH)
+        docs = self.docs[split]
+        if scores.size > len(docs):
+            raise ValueError(f"{self.name}: {scores.size} scores for the {len(docs)} documents of split {split!r}")
+        return float(self.spec.aggregate(scores, docs[:scores.size]))
 
     def evaluate(self, model, split: str, limit: int | None = None) -> TaskResult:
         scores, records = self.run(model, split, limit)
-        value = self.aggregate(scores)
+        value = self.aggregate(scores, split)
         return TaskResult(scores=scores, metrics={self.primary_metric: value}, primary=value, predictions=records,
                           targets=[r["target"] for r in records], n_forward=len(records))
 

@@ -2,7 +2,7 @@
 
 Default subtasks: the eight of the harness's ``japanese_leaderboard`` group (JCommonsenseQA, JNLI,
 MARC-ja, JSQuAD, JAQKET v2, XL-Sum, XWinograd, MGSM); ``subtasks=[...]`` picks a subset (e.g. the
-four with released files: ``["jcqa", "jnli", "jsquad", "mgsm"]``). One scoring engine (one
+four with released files: ``["jcqa", "jnli", "jsquad", "mgsm"]``) or adds the optional ``jcola``. One scoring engine (one
 tokenisation cache) serves every subtask.
 
 Per-example scores: the subtasks' per-example scores (0-1 each) interleaved round-robin in
@@ -23,13 +23,13 @@ import numpy as np
 
 from evobench.problem import Problem
 from evobench.task import SEARCH, TEST, Task, TaskResult
-from evobench.tasks.jp_lmeh import jaqket, jcqa, jnli, jsquad, marc_ja, mgsm, xlsum, xwinograd
+from evobench.tasks.jp_lmeh import jaqket, jcola, jcqa, jnli, jsquad, marc_ja, mgsm, xlsum, xwinograd
 from evobench.tasks.jp_lmeh.base import LMEHTask
 from evobench.tasks.jp_lmeh.factory import subtask_data
 from evobench.tasks.lm_common import check_common, check_split, head, lm_pool, lm_problem, make_engine
 
-MODULES = {m.SPEC.key: m for m in (jcqa, jnli, marc_ja, jsquad, jaqket, xlsum, xwinograd, mgsm)}
-SUBTASKS = tuple(MODULES)
+MODULES = {m.SPEC.key: m for m in (jcqa, jnli, marc_ja, jsquad, jaqket, xlsum, xwinograd, mgsm, jcola)}
+SUBTASKS = tuple(k for k in MODULES if k != "jcola")  # the default eight; JCoLA (MCC) is optional
 
 
 def layout(sizes: list[int], n: int | None = None) -> list[tuple[int, int]]:
@@ -61,7 +61,7 @@ class JPLMEHSuite(Task):
         groups: list[list[float]] = [[] for _ in self.tasks]
         for (t, _), value in zip(layout(self._sizes(split), len(scores)), scores, strict=True):
             groups[t].append(value)
-        return {task.spec.key: 100.0 * task.aggregate(np.asarray(g)) for task, g in zip(self.tasks, groups, strict=True)
+        return {task.spec.key: 100.0 * task.aggregate(np.asarray(g), split) for task, g in zip(self.tasks, groups, strict=True)
                 if g}
 
     def _score(self, per_task: dict[str, float]) -> float:
@@ -103,7 +103,7 @@ def jp_lmeh(models, base: str | None = None, data_dir=None, search_path=None, su
     """The JP-LMEH suite: the mean of its subtasks' scores x 100.
 
     ``models``: one model (scoring only) or several to merge; ``subtasks`` from jcqa, jnli, marc_ja,
-    jsquad, jaqket, xlsum, xwinograd, mgsm; ``limit_search``/``limit_test`` keep each subtask's
+    jsquad, jaqket, xlsum, xwinograd, mgsm (the default eight) and the optional jcola; ``limit_search``/``limit_test`` keep each subtask's
     first n documents; ``search_path`` is MGSM's search set.
     """
     names = check_common(models, base, max_new_tokens, batch_size, device, dtype)
@@ -112,7 +112,7 @@ def jp_lmeh(models, base: str | None = None, data_dir=None, search_path=None, su
     unknown = [s for s in subtasks if s not in MODULES]
     if unknown or len(set(subtasks)) != len(subtasks):
         raise ValueError(f"subtasks: {'unknown ' + repr(unknown) if unknown else 'repeated'} in {list(subtasks)}; "
-                         f"choose from {', '.join(SUBTASKS)}")
+                         f"choose from {', '.join(MODULES)}")
     if search_path is not None and "mgsm" not in subtasks:
         raise ValueError("search_path applies only to the mgsm subtask, which subtasks leaves out")
     data = {k: subtask_data(MODULES[k].SPEC, MODULES[k].load, data_dir, search_path if k == "mgsm" else None,

@@ -29,7 +29,7 @@ def read_rouge2(completion: str, doc: dict) -> tuple[str, float]:
     return pred, pair_scores(pred, doc["summary"], ("rouge2",))["rouge2"] / 100.0
 
 
-def _mid(scores: np.ndarray) -> float:
+def _mid(scores: np.ndarray, docs: list[dict]) -> float:
     from evobench.metrics.rouge import bootstrap_mid
 
     return bootstrap_mid(scores)
