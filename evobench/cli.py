@@ -23,6 +23,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", help="named preset (see `evobench list presets`); default: 'default'")
     p.add_argument("--config", metavar="FILE", help="YAML config file (applied over the preset)")
     p.add_argument("--tasks", help="comma-separated task names (see `evobench list tasks`)")
+    p.add_argument("--report-tasks", help="comma-separated tasks scored only on each run's recommended model and "
+                                          "on the sources (test split; outside the budget)")
     p.add_argument("--baselines", help="comma-separated baseline names, or 'all' (see `evobench list baselines`)")
     p.add_argument("--budget", type=int, help="evaluations per (baseline, task, seed); one evaluation = "
                                               "one candidate scored on the search split")
@@ -134,7 +136,8 @@ def _run(args: argparse.Namespace) -> int:
     from evobench.config import build_config
     from evobench.report import format_table
 
-    cfg = build_config(preset=args.preset, config_file=args.config, tasks=args.tasks, baselines=args.baselines,
+    cfg = build_config(preset=args.preset, config_file=args.config, tasks=args.tasks,
+                       report_tasks=args.report_tasks, baselines=args.baselines,
                        budget=args.budget, seeds=args.seeds, tracking_uri=args.tracking_uri,
                        experiment=args.experiment, out=args.out, name=args.name, threads=args.threads,
                        device=args.device)

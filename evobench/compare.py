@@ -4,9 +4,11 @@ Plans all (task, baseline) pairs first (an explicitly requested baseline that ca
 an error before anything runs; with ``baselines: all`` such pairs are skipped and listed), runs each
 pair on each seed, logs to the tracker (a parent run per comparison, a nested run per (baseline,
 task, seed)), and computes per task the mean ± 95 % CI of the test score over seeds with a paired
-t-test of the best baseline against each other (Holm-adjusted). Each finished run is saved as soon
-as it finishes; the folder becomes ``<out>/<name>-<UTC time>/`` with ``results.json`` only when the
-comparison completed, and ``<name>-<UTC time>.incomplete`` (finished runs only) otherwise, so an
+t-test of the best baseline against each other (Holm-adjusted). Report tasks
+(:mod:`evobench.report_tasks`) score each run's recommended model and the sources on their test
+splits, beside the task's own. Each finished run is saved as soon as it finishes, with per-example
+records of its recommended model; the folder becomes ``<out>/<name>-<UTC time>/`` with
+``results.json`` only when the comparison completed, and ``<name>-<UTC time>.incomplete`` (finished runs only) otherwise, so an
 interrupted run never leaves results that look complete (:mod:`evobench.rundir`).
 """
 
@@ -23,10 +25,12 @@ import numpy as np
 from evobench.config import BaselineSpec, ConfigError, RunConfig
 from evobench.errors import missing_package
 from evobench.jsonio import is_finite_number, nan_to_none, write_json, write_text
-from evobench.problem import Problem, factory_accepts
+from evobench.problem import Problem
+from evobench.records import records_jsonl
 from evobench.registry import BASELINES, TASKS
-from evobench.rundir import RunDir
-from evobench.runner import RunResult, baseline_config, run_one, score_model
+from evobench.report_tasks import ReportTask, plan_report_tasks, search_options
+from evobench.rundir import RunDir, records_file
+from evobench.runner import RunResult, baseline_config, report_entry, run_one, score_model
 from evobench.spaces.base import SpaceError
 from evobench.stats import Row, compare_to_best, thin_curve
 from evobench.tracking import Tracker
@@ -39,6 +43,7 @@ class Pair:
     problem: Problem
     spec: BaselineSpec
     space: str
+    reports: list[ReportTask] = field(default_factory=list)  # scored on the recommended model
 
 
 @dataclass
@@ -62,14 +67,24 @@ class Comparison:
                 out.setdefault(r.baseline, {})[r.seed] = r.test_score
         return out
 
+    def report_scores(self, task: str) -> dict[str, dict[str, dict[int, float]]]:
+        """Per report task of ``task``: its test scores by baseline and seed (missing scores left out)."""
+        out: dict[str, dict[str, dict[int, float]]] = {}
+        for r in self.results:
+            if r.task != task:
+                continue
+            for name, entry in r.report.items():
+                per_baseline = out.setdefault(name, {})
+                if math.isfinite(entry["score"]):
+                    per_baseline.setdefault(r.baseline, {})[r.seed] = entry["score"]
+        return out
+
 
 def _problem(t, device: str = "auto") -> Problem:
     """Call the task's factory; a factory with a ``device`` parameter gets the run's device unless the
     task's options name one."""
     factory = TASKS.get(t.name)
-    options = dict(t.options)
-    if factory_accepts(factory, "device"):
-        options.setdefault("device", device)
+    options = search_options(t, device)
     try:
         return factory(**options)
     except ModuleNotFoundError as e:
@@ -96,8 +111,9 @@ def plan(cfg: RunConfig) -> tuple[list[Pair], list[tuple[str, str, str]]]:
     """Resolve tasks and baselines; the space each pair searches; pairs skipped and why.
 
     Everything that can be checked without running is checked here, before the first evaluation:
-    task options (the factory is called), space options (each (task, space) is built once), and
-    what each baseline needs from a task (``Baseline.needs``: descriptors, a sampler, ...). A pair
+    task options (the factory is called), report tasks (:func:`evobench.report_tasks.plan_report_tasks`),
+    space options (each (task, space) is built once), and what each baseline needs from a task
+    (``Baseline.needs``: descriptors, a sampler, ...). A pair
     the user named that cannot run is a :class:`ConfigError`; under ``baselines: all`` it is
     skipped and listed with the reason.
     """
@@ -110,12 +126,15 @@ def plan(cfg: RunConfig) -> tuple[list[Pair], list[tuple[str, str, str]]]:
     labels = [s.display for s in specs]
     if len(set(labels)) != len(labels):
         raise ConfigError("baselines: two entries share a name; give one a distinct 'label'")
-    pairs, skipped, names = [], [], set()
+    pairs, skipped, problems = [], [], {}
     for t in cfg.tasks:
         problem = _problem(t, cfg.device)
-        if problem.name in names:
+        if problem.name in problems:
             raise ConfigError(f"tasks: {problem.name!r} is listed twice")
-        names.add(problem.name)
+        problems[problem.name] = (t, problem)
+    reports = {name: plan_report_tasks(cfg.report_tasks, t, problem, cfg.device, list(problems))
+               for name, (t, problem) in problems.items()}
+    for _, problem in problems.values():
         checked: set[str] = set()
         for s in specs:
             cls = BASELINES.get(s.name)
@@ -129,7 +148,7 @@ def plan(cfg: RunConfig) -> tuple[list[Pair], list[tuple[str, str, str]]]:
             if kind not in checked:
                 _check_space(cfg, problem, kind)
                 checked.add(kind)
-            pairs.append(Pair(problem, s, kind))
+            pairs.append(Pair(problem, s, kind, reports[problem.name]))
     if not pairs:
         raise ConfigError("nothing to run: no baseline can search any of the tasks")
     return pairs, skipped
@@ -165,8 +184,10 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
         tracker.start_comparison(cfg.name, params=cfg.model_dump(mode="json"), tags={"git_sha": sha, **{
             f"version.{k}": v for k, v in comp.environment["versions"].items()}})
         provenance = {p.problem.name: problem_provenance(p.problem) for p in pairs}
-        for problem in {p.problem.name: p.problem for p in pairs}.values():
-            comp.sources[problem.name] = score_sources(problem)
+        for pair in {p.problem.name: p for p in pairs}.values():
+            save = None if rundir is None else (lambda i, row, texts, n=pair.problem.name:
+                                                 rundir.add_source(n, i, row, texts))
+            comp.sources[pair.problem.name] = score_sources(pair.problem, pair.reports, save)
         for pair in pairs:
             prov = provenance[pair.problem.name]
             cls = BASELINES.get(pair.spec.name)
@@ -182,9 +203,11 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                 run_status = "FAILED"
                 try:
                     res = run_one(pair.problem, cls(bcfg), space, cfg.budget, seed, label=pair.spec.display,
-                                  on_step=bar.update, keep_state=rundir is not None and cfg.save_best_model)
+                                  on_step=bar.update, keep_state=rundir is not None and cfg.save_best_model,
+                                  report={r.name: r.task for r in pair.reports},
+                                  keep_search_scores=rundir is not None and cfg.save_search_scores)
                     if rundir is not None:
-                        _save_run(rundir, res, prov)
+                        _save_run(rundir, res, prov, pair)
                     _log_run(tracker, res)
                     run_status = "FINISHED"
                 except KeyboardInterrupt:
@@ -192,7 +215,7 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                     raise
                 finally:
                     tracker.end_run(run_status)
-                res.best_state = None  # saved; memory must not grow with the number of runs
+                res.drop_results()  # saved; memory must not grow with the number of runs
                 comp.results.append(res)
         tasks = dict.fromkeys(r.task for r in comp.results)
         comp.tables = {t: compare_to_best(comp.scores(t)) for t in tasks if comp.scores(t)}
@@ -211,30 +234,53 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
     return comp
 
 
-def score_sources(problem: Problem) -> list[dict[str, Any]]:
-    """The source models' own search and test scores (free; shown beside the merges in the table).
+def score_sources(problem: Problem, reports: list[ReportTask] | tuple = (), save=None) -> list[dict[str, Any]]:
+    """The source models' own search and test scores, and test scores on each report task (free;
+    shown beside the merges in the table). ``save(index, row, texts)``, when given, gets each source's
+    row and its per-example test records (``records/<task>.jsonl``) as soon as it is scored.
 
     Scored like the starting models: a source that cannot be scored is a :class:`StartError`."""
     from evobench.errors import StartError
     from evobench.task import SEARCH, TEST
 
     out = []
-    for name, state in problem.pool.sources:
+    for i, (name, state) in enumerate(problem.pool.sources):
         row: dict[str, Any] = {"source": name}
-        for split in (SEARCH, TEST):
-            r = score_model(problem.task, lambda s=state: problem.pool.family.build(s), split)
+        texts: dict[str, str] = {}
+        for task_name, task, split in [(problem.name, problem.task, SEARCH), (problem.name, problem.task, TEST),
+                                       *[(r.name, r.task, TEST) for r in reports]]:
+            t0 = time.perf_counter()
+            r = score_model(task, lambda s=state: problem.pool.family.build(s), split)
             if isinstance(r, str):
-                raise StartError(f"{problem.name}: source {name!r} cannot be scored ({r})")
-            row[f"{split}_score"] = float(r.primary)
+                on = "" if task is problem.task else f" on report task {task_name!r}"
+                raise StartError(f"{problem.name}: source {name!r} cannot be scored{on} ({r})")
+            if task is problem.task:
+                row[f"{split}_score"] = float(r.primary)
+            else:
+                row.setdefault("report", {})[task_name] = report_entry(r, time.perf_counter() - t0)
+            if split == TEST and save is not None:
+                texts[records_file(task_name)] = records_jsonl(task, TEST, r)
+        if save is not None:
+            row["record"] = save(i, nan_to_none(row), texts)
         out.append(row)
     return out
 
 
-def _save_run(rundir: RunDir, r: RunResult, provenance: dict[str, str]) -> None:
+def _save_run(rundir: RunDir, r: RunResult, provenance: dict[str, str], pair: Pair) -> None:
+    from evobench.task import TEST
+
     meta = {"task": r.task, "baseline": r.baseline, "seed": str(r.seed), "space": r.space,
             **{k: v for k, v in provenance.items() if k.startswith("model_")}}
-    r.record = rundir.add_run(r.baseline, r.task, r.seed, r.summary(),
-                              {"fitness": r.values, "test_scores": r.test_scores}, r.best_state, meta)
+    texts = {}
+    if r.test_result is not None:
+        texts[records_file(r.task)] = records_jsonl(pair.problem.task, TEST, r.test_result)
+    for rt in pair.reports:
+        if rt.name in r.report_results:
+            texts[records_file(rt.name)] = records_jsonl(rt.task, TEST, r.report_results[rt.name])
+    arrays = {"fitness": r.values, "test_scores": r.test_scores}
+    if r.search_scores is not None:
+        arrays["search_scores"] = r.search_scores
+    r.record = rundir.add_run(r.baseline, r.task, r.seed, r.summary(), arrays, r.best_state, meta, texts)
 
 
 def _log_run(tracker: Tracker, r: RunResult) -> None:
@@ -250,7 +296,10 @@ def _log_run(tracker: Tracker, r: RunResult) -> None:
         "test_score": r.test_score, "best_search_fitness_final": r.best_search,
         "recommended_search_fitness": r.recommended_search, "evaluations": r.evaluations,
         "failed_candidates": r.failed, "forward_examples": r.forward_examples, "wall_time_s": r.wall_time,
-        **{f"test_{k}": v for k, v in r.test_metrics.items()}}.items() if is_finite_number(v)}, step=r.evaluations)
+        **{f"test_{k}": v for k, v in r.test_metrics.items()},
+        **{f"report.{t}": e["score"] for t, e in r.report.items()},
+        **{f"report.{t}.{k}": v for t, e in r.report.items() for k, v in e["metrics"].items()},
+    }.items() if is_finite_number(v)}, step=r.evaluations)
     tracker.log_dict(nan_to_none(r.recipe), "best_recipe.json")
     if r.errors:
         tracker.log_dict({"failed": r.failed, "first_distinct_errors": r.errors}, "failures.json")

@@ -116,11 +116,14 @@ class RunConfig(_Frozen):
 
     name: str = "comparison"  # results folder and MLflow parent run; build_config names it after the tasks
     tasks: list[TaskSpec]
+    # scored only on each run's recommended model and on the sources, test split (evobench.report_tasks)
+    report_tasks: list[TaskSpec] = Field(default_factory=list)
     baselines: list[BaselineSpec] | None = None  # None = every registered baseline that fits the task
     budget: int = Field(1000, gt=0, strict=True)  # strict: YAML `yes` is not a budget
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     device: str = "auto"  # cpu | cuda | cuda:N | auto (cuda when present); given to task factories that take it
     save_best_model: bool = Field(True, strict=True)  # best_model.safetensors per run (recipe spaces too)
+    save_search_scores: bool = Field(False, strict=True)  # search_scores.npy per run: every candidate's scores
     tracking_uri: str | None = None  # None = sqlite:///./mlruns.db
     experiment: str = "evobench"
     out: str = "evobench-results"
@@ -131,6 +134,20 @@ class RunConfig(_Frozen):
     @classmethod
     def _tasks(cls, v: Any) -> Any:
         return _spec_list(v, "tasks")
+
+    @field_validator("report_tasks", mode="before")
+    @classmethod
+    def _report_tasks(cls, v: Any) -> Any:
+        return _spec_list(v, "report_tasks")
+
+    @field_validator("report_tasks")
+    @classmethod
+    def _distinct_reports(cls, v: list) -> list:
+        names = [t.name for t in v]
+        twice = next((n for n in names if names.count(n) > 1), None)
+        if twice is not None:
+            raise ValueError(f"{twice!r} is listed twice")
+        return v
 
     @field_validator("baselines", mode="before")
     @classmethod

@@ -10,7 +10,8 @@ A model is named the way a task can take it:
 Results go to ``<out>/eval-<name>-<UTC time>/``: ``results.json`` (per task: the primary metric,
 every metric, examples scored) and ``records/<task>.jsonl`` (one line per example: index, example
 id when the task gives one, score, prediction, target); the folder appears only when every task was
-scored. The same numbers go to the tracker as one run.
+scored (the record format is :mod:`evobench.records`, shared with comparisons). The same numbers go
+to the tracker as one run.
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from evobench.config import ConfigError
 from evobench.errors import missing_package
-from evobench.jsonio import dumps, nan_to_none, write_json, write_text
+from evobench.jsonio import nan_to_none, write_json, write_text
 from evobench.problem import factory_accepts
+from evobench.records import example_ids, jsonl, records
 from evobench.registry import TASKS
-from evobench.task import SEARCH, TEST, TaskResult
+from evobench.task import SEARCH, TEST
 
 
 def load_model_for(task_name: str, model: str, device: str = "auto", batch_size: int | None = None):
@@ -70,31 +70,6 @@ def load_model_for(task_name: str, model: str, device: str = "auto", batch_size:
     return problem, problem.pool.family.build(state)
 
 
-def records(result: TaskResult, ids: list[str] | None = None) -> list[dict[str, Any]]:
-    """One JSON-ready record per scored example."""
-    n = int(result.scores.shape[0])
-
-    def item(seq, i):
-        if seq is None:
-            return None
-        v = seq[i]
-        return v.item() if isinstance(v, np.generic) else v
-
-    out = []
-    for i in range(n):
-        rec: dict[str, Any] = {"index": i, "score": float(result.scores[i])}
-        if ids is not None:
-            rec["example_id"] = ids[i]
-        pred = item(result.predictions, i)
-        if isinstance(pred, dict):
-            rec.update(pred)
-        else:
-            rec["prediction"] = pred
-            rec["target"] = item(result.targets, i)
-        out.append(nan_to_none(rec))
-    return out
-
-
 def run_eval(model: str, tasks: list[str], out: str, split: str = TEST, limit: int | None = None,
              device: str = "auto", name: str | None = None, tracker=None, batch_size: int | None = None
              ) -> tuple[Path, dict[str, Any]]:
@@ -121,12 +96,8 @@ def run_eval(model: str, tasks: list[str], out: str, split: str = TEST, limit: i
             problem, runnable = load_model_for(t, model, device, batch_size)
             t0 = time.perf_counter()
             r = problem.task.evaluate(runnable, split, limit)
-            try:
-                ids = problem.task.example_ids(split)[: len(r.scores)]
-            except NotImplementedError:
-                ids = None
-            recs = records(r, ids)
-            write_text(folder / "records" / f"{t}.jsonl", "".join(dumps(x, indent=None) + "\n" for x in recs))
+            recs = records(r, example_ids(problem.task, split, len(r.scores)))
+            write_text(folder / "records" / f"{t}.jsonl", jsonl(recs))
             results["tasks"][t] = nan_to_none({"primary_metric": problem.task.primary_metric, "score": r.primary,
                                                "metrics": dict(r.metrics), "examples": len(recs),
                                                "wall_time_s": time.perf_counter() - t0,

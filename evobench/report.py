@@ -17,9 +17,25 @@ def _fmt_p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def report_stats(comp, task: str) -> dict[str, dict[str, dict[str, float]]]:
+    """Per report task of ``task`` and baseline: the test score's mean and 95 % CI half width over
+    seeds (Student t, as the test column) and the number of seeds."""
+    from evobench.stats import mean_ci
+
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, per_baseline in comp.report_scores(task).items():
+        out[name] = {}
+        for base, per_seed in per_baseline.items():
+            mean, ci = mean_ci(list(per_seed.values()))
+            out[name][base] = {"mean": mean, "ci95": ci, "seeds": len(per_seed)}
+    return out
+
+
 def task_rows(comp, task: str) -> list[dict[str, Any]]:
-    """One row per baseline on ``task``: test mean ± CI, p vs best, search fitness, budget, time."""
+    """One row per baseline on ``task``: test mean ± CI, p vs best, search fitness, budget, time, and
+    (when the comparison has report tasks) each report task's test mean ± CI under ``report``."""
     rows = []
+    reports = report_stats(comp, task)
     for row in comp.tables.get(task, []):
         runs = [r for r in comp.results if r.task == task and r.baseline == row.baseline]
         rows.append({
@@ -31,7 +47,38 @@ def task_rows(comp, task: str) -> list[dict[str, Any]]:
             "failed": int(sum(r.failed for r in runs)),
             "wall_s_per_seed": float(np.mean([r.wall_time for r in runs])),
         })
+        if reports:
+            rows[-1]["report"] = {name: per.get(row.baseline, {"mean": math.nan, "ci95": math.nan, "seeds": 0})
+                                  for name, per in reports.items()}
     return rows
+
+
+def _report_lines(comp, task: str, rows: list[dict[str, Any]]) -> list[str]:
+    """The report tasks' section of ``task``'s table: baselines (mean ± CI), then the sources."""
+    names = list(comp.report_scores(task))
+    sources = getattr(comp, "sources", {}).get(task, [])
+    for s in sources:
+        names += [n for n in s.get("report", {}) if n not in names]
+    if not names:
+        return []
+    width = max(18, *(len(n) + 2 for n in names))
+    lines = [f"\n{task}: report tasks, test score (mean ± 95% CI over seeds)",
+             f"{'baseline':<30}" + "".join(f"{n:>{width}}" for n in names)]
+    lines.append("-" * len(lines[-1]))
+    for r in rows:
+        cells = []
+        for n in names:
+            e = r.get("report", {}).get(n)
+            ok = e is not None and is_finite_number(e["mean"])
+            cells.append(f"{100 * e['mean']:.2f} ± {100 * e['ci95']:.2f}" if ok else "—")
+        lines.append(f"{r['baseline']:<30}" + "".join(f"{c:>{width}}" for c in cells))
+    for s in sources:
+        cells = []
+        for n in names:
+            score = s.get("report", {}).get(n, {}).get("score")
+            cells.append(f"{100 * score:.2f}" if is_finite_number(score) else "—")
+        lines.append(f"{'(source) ' + s['source']:<30}" + "".join(f"{c:>{width}}" for c in cells))
+    return lines
 
 
 def format_table(comp) -> str:
@@ -63,6 +110,7 @@ def format_table(comp) -> str:
             test = f"{100 * s['test_score']:.2f}" if is_finite_number(s.get("test_score")) else "—"
             search = f"{100 * s['search_score']:.2f}" if is_finite_number(s.get("search_score")) else "—"
             lines.append(f"{'(source) ' + s['source']:<30}{test:>18}{'':>11}{search:>13}")
+        lines += _report_lines(comp, task, rows)
     for task, base, why in comp.skipped:
         lines.append(f"skipped {base} on {task}: {why}")
     lines.append(f"\ntotal wall time {comp.wall_time:.1f} s; * = best mean; scores in %")
@@ -97,6 +145,7 @@ def _read_part(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], Path]:
         try:
             data = loads((path / "config.json").read_text(encoding="utf-8"))
             runs = [loads(f.read_text(encoding="utf-8")) for f in files]
+            data["sources"] = _read_sources(path)
         except (OSError, ValueError) as e:
             raise ConfigError(f"{str(path)!r}: unreadable record ({type(e).__name__}: {e})") from None
         return data, runs, path
@@ -110,6 +159,21 @@ def _read_part(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], Path]:
     return data, data["runs"], f.parent
 
 
+def _read_sources(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """The scored sources of a results folder (``sources/<task>/<i>-<name>/source.json``), per task in
+    the order they were scored."""
+    from evobench.jsonio import loads
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    files = sorted((path / "sources").glob("*/*/source.json"),
+                   key=lambda f: (f.parent.parent.name, int(f.parent.name.split("-", 1)[0])))
+    for f in files:
+        row = loads(f.read_text(encoding="utf-8"))
+        task = row.pop("task")
+        out.setdefault(task, []).append(row)
+    return out
+
+
 def _same_protocol(first, cfg, where: str) -> None:
     """Refuse to merge comparisons run under different budgets, task options or space options."""
     from evobench.config import ConfigError
@@ -119,11 +183,12 @@ def _same_protocol(first, cfg, where: str) -> None:
                           "comparisons at different budgets cannot be merged")
     if cfg.spaces != first.spaces:
         raise ConfigError(f"{where}: space options {cfg.spaces} differ from {first.spaces} of the first part")
-    opts = {t.name: t.options for t in first.tasks}
-    for t in cfg.tasks:
-        if t.name in opts and opts[t.name] != t.options:
-            raise ConfigError(f"{where}: task {t.name!r} options {t.options} differ from {opts[t.name]} "
-                              "of the first part")
+    for key, what in (("tasks", "task"), ("report_tasks", "report task")):
+        opts = {t.name: t.options for t in getattr(first, key)}
+        for t in getattr(cfg, key):
+            if t.name in opts and opts[t.name] != t.options:
+                raise ConfigError(f"{where}: {what} {t.name!r} options {t.options} differ from {opts[t.name]} "
+                                  "of the first part")
 
 
 def load_comparison(paths) -> Any:
@@ -140,7 +205,6 @@ def load_comparison(paths) -> Any:
 
     from evobench.compare import Comparison
     from evobench.config import ConfigError, RunConfig
-    from evobench.jsonio import none_to_nan
     from evobench.rundir import load_array
     from evobench.runner import RunResult
     from evobench.stats import compare_to_best
@@ -172,8 +236,7 @@ def load_comparison(paths) -> Any:
             comp.results.append(run)
         comp.skipped += [(s["task"], s["baseline"], s["reason"]) for s in data.get("skipped", [])]
         for task, rows in (data.get("sources") or {}).items():
-            comp.sources.setdefault(task, [{k: (none_to_nan(v) if k.endswith("_score") else v)
-                                            for k, v in row.items()} for row in rows])
+            comp.sources.setdefault(task, [_source_row(row) for row in rows])
         comp.wall_time += float(data.get("wall_time_s") or 0.0)
     if comp is None:
         raise ConfigError("report: give at least one results folder")
@@ -182,6 +245,17 @@ def load_comparison(paths) -> Any:
     tasks = dict.fromkeys(r.task for r in comp.results)
     comp.tables = {t: compare_to_best(comp.scores(t)) for t in tasks if comp.scores(t)}
     return comp
+
+
+def _source_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A source's row read back from JSON (null scores are NaN)."""
+    from evobench.jsonio import none_to_nan
+    from evobench.runner import report_entry_from
+
+    out = {k: (none_to_nan(v) if k.endswith("_score") else v) for k, v in row.items()}
+    if "report" in out:
+        out["report"] = {t: report_entry_from(e) for t, e in out["report"].items()}
+    return out
 
 
 def _check_seeds(comp) -> None:

@@ -3,11 +3,16 @@
 Layout of ``<out>/<name>-<UTC time>/``::
 
     config.json            the validated run configuration (written first)
+    sources/<task>/<i>-<source>/       each source model of a task, scored once per comparison
+        source.json        its search and test scores (and report-task scores)
+        records/<t>.jsonl  per-example test records on the task and on each report task ``t``
     runs/<NNN>-<label>-<task>-seed<S>/
-        run.json           the run's summary: scores, budget, failures, recipe, environment
+        run.json           the run's summary: scores, budget, failures, recipe, report-task scores
         fitness.npy        search fitness of every evaluation, in order (NaN = failed candidate)
         test_scores.npy    per-example scores of the recommended model on the test split
+        records/<t>.jsonl  the recommended model's per-example test records (the task, each report task)
         best_model.safetensors   the recommended model's weights (when the space gives a state dict)
+        search_scores.npy  every candidate's per-example search scores (only with save_search_scores)
     results.json table.txt curves.png   written when the comparison completes
 
 While the comparison runs, the folder is ``<out>/.<name>-<time>.partial-XXXX``; each run's files are
@@ -33,9 +38,10 @@ from typing import Any
 
 import numpy as np
 
-from evobench.jsonio import write_json
+from evobench.jsonio import write_json, write_text
 
 RUNS = "runs"
+SOURCES = "sources"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=@-]+")
 
 
@@ -77,15 +83,17 @@ class RunDir:
 
     def add_run(self, label: str, task: str, seed: int, summary: dict[str, Any],
                 arrays: dict[str, np.ndarray], state: dict | None = None,
-                metadata: dict[str, str] | None = None) -> str:
-        """Write one finished run (summary JSON, arrays as .npy, optional safetensors state) atomically;
-        returns its folder relative to the results folder."""
+                metadata: dict[str, str] | None = None, texts: dict[str, str] | None = None) -> str:
+        """Write one finished run (summary JSON, arrays as .npy, text files such as records (by path
+        inside the run's folder), optional safetensors state) atomically; returns its folder relative
+        to the results folder."""
         self.n_runs += 1
         name = _UNSAFE.sub("_", f"{self.n_runs:03d}-{label}-{task}-seed{seed}")[:150]
         tmp = Path(tempfile.mkdtemp(prefix=".run-", dir=self.path / RUNS))
         try:
             for key, arr in arrays.items():
                 np.save(tmp / f"{key}.npy", np.asarray(arr), allow_pickle=False)
+            _write_texts(tmp, texts)
             if state is not None:
                 from safetensors.torch import save_file
 
@@ -94,6 +102,23 @@ class RunDir:
             rel = f"{RUNS}/{name}"
             write_json(tmp / "run.json", {**summary, "record": rel})
             os.replace(tmp, self.path / RUNS / name)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return rel
+
+    def add_source(self, task: str, index: int, summary: dict[str, Any], texts: dict[str, str]) -> str:
+        """Write one scored source model of ``task`` (``source.json`` and its records) atomically;
+        returns its folder relative to the results folder."""
+        folder = self.path / SOURCES / _UNSAFE.sub("_", task)[:150]
+        folder.mkdir(parents=True, exist_ok=True)
+        name = _UNSAFE.sub("_", f"{index}-{summary['source']}")[:150]
+        tmp = Path(tempfile.mkdtemp(prefix=".source-", dir=folder))
+        try:
+            _write_texts(tmp, texts)
+            rel = f"{SOURCES}/{folder.name}/{name}"
+            write_json(tmp / "source.json", {"task": task, **summary, "record": rel})
+            os.replace(tmp, folder / name)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -115,6 +140,18 @@ class RunDir:
         os.replace(self.path, final)
         self.path = final
         return final
+
+
+def records_file(task: str) -> str:
+    """Where a run's or a source's per-example records of ``task`` go, inside its folder."""
+    return f"records/{_UNSAFE.sub('_', task)[:150]}.jsonl"
+
+
+def _write_texts(folder: Path, texts: dict[str, str] | None) -> None:
+    for rel, text in (texts or {}).items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, text)
 
 
 def load_array(folder: Path, key: str) -> np.ndarray | None:

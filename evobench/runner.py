@@ -3,14 +3,15 @@
 One evaluation = one candidate scored on the task's search split. The starting models are scored
 too but not counted (as in the M2N2 reference). The runner also records examples pushed through
 models (forward passes), failures and wall time, and at the end scores the baseline's recommended
-genome on the held-out test split, which the search never sees.
+genome on the held-out test split, which the search never sees, and on the test split of each report
+task (outside the budget and the run's wall time; :mod:`evobench.report_tasks`).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -47,7 +48,11 @@ class RunResult:
     recipe: dict[str, Any] = field(default_factory=dict)
     values: np.ndarray = field(default_factory=lambda: np.zeros(0))  # fitness per evaluation (NaN = failed)
     start_best: float = float("nan")  # best starting model (step 0 of the curve)
-    test_result: TaskResult | None = None
+    test_result: TaskResult | None = None  # the recommended model on the test split (dropped once saved)
+    # per report task: the recommended model's test "score" (primary), "metrics", "examples", "wall_time_s"
+    report: dict[str, dict[str, Any]] = field(default_factory=dict)
+    report_results: dict[str, TaskResult] = field(default_factory=dict)  # per report task (dropped once saved)
+    search_scores: np.ndarray | None = None  # (evaluations, examples) when kept (dropped once saved)
     best_state: dict | None = None  # the recommended model's weights, when the space gives a state dict
     test_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per-example, test split
     record: str = ""  # the run's folder inside the results folder, once saved
@@ -68,11 +73,16 @@ class RunResult:
 
     SUMMARY = ("task", "baseline", "baseline_name", "seed", "space", "budget", "evaluations", "failed",
                "forward_examples", "wall_time", "best_search", "recommended_search", "test_score", "start_best",
-               "test_metrics", "recipe", "errors", "record")
+               "test_metrics", "recipe", "errors", "record", "report")
 
     def summary(self) -> dict[str, Any]:
-        """The run as strict-JSON-ready data (missing scores are None); arrays are stored apart."""
-        return nan_to_none({k: getattr(self, k) for k in self.SUMMARY})
+        """The run as strict-JSON-ready data (missing scores are None); arrays are stored apart. A run
+        without report tasks has no ``report`` key."""
+        return nan_to_none({k: getattr(self, k) for k in self.SUMMARY if k != "report" or self.report})
+
+    def drop_results(self) -> None:
+        """Forget the per-example results kept for saving (memory must not grow with the runs)."""
+        self.test_result, self.report_results, self.search_scores, self.best_state = None, {}, None, None
 
     @classmethod
     def from_summary(cls, data: dict[str, Any], values: np.ndarray | None = None,
@@ -85,12 +95,27 @@ class RunResult:
         floats = ("wall_time", "best_search", "recommended_search", "test_score", "start_best")
         kw = {k: (none_to_nan(v) if k in floats else v) for k, v in data.items()}
         kw["test_metrics"] = {k: none_to_nan(v) for k, v in (data.get("test_metrics") or {}).items()}
+        kw["report"] = {t: report_entry_from(e) for t, e in (data.get("report") or {}).items()}
         r = cls(**kw)
         if values is not None:
             r.values = np.asarray(values, dtype=float)
         if test_scores is not None:
             r.test_scores = np.asarray(test_scores, dtype=float)
         return r
+
+
+def report_entry(result: TaskResult, wall_time: float) -> dict[str, Any]:
+    """What is kept of a model scored on a report task: primary score, metrics, examples, wall time."""
+    return {"score": float(result.primary), "metrics": dict(result.metrics), "examples": int(len(result.scores)),
+            "wall_time_s": float(wall_time)}
+
+
+def report_entry_from(data: dict[str, Any]) -> dict[str, Any]:
+    """:func:`report_entry` read back from JSON (null scores are NaN)."""
+    if not isinstance(data, dict) or "score" not in data:
+        raise ValueError(f"report entry {data!r} has no score")
+    return {**data, "score": none_to_nan(data["score"]),
+            "metrics": {k: none_to_nan(v) for k, v in (data.get("metrics") or {}).items()}}
 
 
 def score_model(task: Task, build: Callable[[], Any], split: str = SEARCH) -> TaskResult | str:
@@ -193,11 +218,15 @@ def baseline_config(cls: type[Baseline], user: dict[str, Any], problem: Problem)
 
 
 def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int, seed: int,
-            label: str | None = None, on_step=None, keep_state: bool = False) -> RunResult:
+            label: str | None = None, on_step=None, keep_state: bool = False,
+            report: Mapping[str, Task] | None = None, keep_search_scores: bool = False) -> RunResult:
     """Run ``baseline`` (already constructed) on ``space`` for exactly ``budget`` evaluations.
 
     ``keep_state``: also keep the recommended model's weights (``RunResult.best_state``) when the
-    space can give them as a state dict.
+    space can give them as a state dict. ``report``: tasks (by name) on whose test split the
+    recommended model is also scored (``RunResult.report``), after the run's wall time is taken and
+    outside the budget and ``forward_examples``. ``keep_search_scores``: also keep every candidate's
+    per-example search scores (``RunResult.search_scores``, float32, NaN rows for failed candidates).
     """
     task = problem.task
     res = RunResult(task=problem.name, baseline=label or baseline.name, baseline_name=baseline.name,
@@ -216,6 +245,11 @@ def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int
         ev, n_fwd = evaluate_genomes(space, task, x)
         baseline.tell(x, ev)
         values[n:n + len(x)] = ev.value
+        if keep_search_scores and ev.scores is not None:
+            if res.search_scores is None:
+                res.search_scores = np.full((budget, ev.scores.shape[1]), np.nan, dtype=np.float32)
+            ok = np.isfinite(ev.value)
+            res.search_scores[n:n + len(x)][ok] = ev.scores[ok]
         res.note_errors(ev.errors)
         n += len(x)
         res.forward_examples += n_fwd
@@ -238,4 +272,13 @@ def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int
             res.best_state = space.state_dict(rec)
         res.forward_examples += search.n_forward + res.test_result.n_forward
     res.wall_time = time.perf_counter() - t0
+    if rec is not None:
+        for name, report_task in (report or {}).items():
+            t1 = time.perf_counter()
+            r = report_task.evaluate(model, TEST)
+            res.report_results[name] = r
+            res.report[name] = report_entry(r, time.perf_counter() - t1)
+    elif report:
+        res.report = {name: {"score": float("nan"), "metrics": {}, "examples": 0, "wall_time_s": 0.0}
+                      for name in report}
     return res

@@ -123,7 +123,8 @@ def test_interrupted_run_keeps_finished_runs_but_no_results(capsys, tmp_path, mo
     (kept,) = (tmp_path / "out").iterdir()
     assert kept.name.endswith(".incomplete") and str(kept) in err
     (run,) = (kept / "runs").iterdir()  # the one run that finished before the interrupt, whole
-    assert {f.name for f in run.iterdir()} == {"run.json", "fitness.npy", "test_scores.npy", "best_model.safetensors"}
+    assert {f.name for f in run.iterdir()} == {"run.json", "fitness.npy", "test_scores.npy", "records",
+                                               "best_model.safetensors"}
     code, out, _ = run_cli(["report", str(kept)], capsys)
     assert code == 0 and "random-search" in out and "cmaes-ps" not in out
 

@@ -62,6 +62,18 @@ class ModelFamily(ABC):
             raise ValueError(f"{self.name}: expected {self.n_params} parameters, got {vec.numel()}")
         return {k: vec[i:j].reshape(shape) for k, shape, i, j in self.layout}
 
+    def check_compatible(self, other: ModelFamily, names: tuple[str, str] = ("this family", "the other")) -> None:
+        """Raise ``ValueError`` (one line; ``names`` say whose models are whose) unless a model built by
+        either family can be scored where the other's is: the same family class and the same tensors."""
+        a, b = names
+        if type(other) is not type(self):
+            raise ValueError(f"{a} has {type(self).__name__} models, {b} has {type(other).__name__} models")
+        if dict(self.shapes) != dict(other.shapes):
+            diff = next((k for k in {**self.shapes, **other.shapes}
+                         if self.shapes.get(k) != other.shapes.get(k)), "?")
+            raise ValueError(f"{a} ({self.name}) and {b} ({other.name}) differ in tensor {diff!r} "
+                             f"({self.shapes.get(diff)} vs {other.shapes.get(diff)})")
+
     def check_state(self, state: State, what: str = "state") -> None:
         for k, shape in self.shapes.items():
             if k not in state:

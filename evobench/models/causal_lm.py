@@ -93,6 +93,14 @@ class CausalLMFamily(ModelFamily, BlockStack):
             p.copy_(t)
         return live
 
+    def check_compatible(self, other: ModelFamily, names: tuple[str, str] = ("this family", "the other")) -> None:
+        """As :meth:`ModelFamily.check_compatible`, and the models' configs and tokenizers must agree
+        (:func:`check_compatible`): a task scores a model through its own family's tokenizer."""
+        super().check_compatible(other, names)
+        toks = {names[0]: self.tokenizer, names[1]: other.tokenizer}
+        check_compatible({names[0]: self.template, names[1]: other.template},
+                         toks if all(t is not None for t in toks.values()) else None)
+
     def n_blocks(self) -> int:
         return int(self.template.config.num_hidden_layers)
 
