@@ -57,11 +57,11 @@ def test_mcc_by_hand():
     assert task.aggregate(task.evaluate(None, SEARCH).scores, SEARCH) == 0.0
 
 
-def test_mcc_in_the_suite_on_the_100_scale():
+def test_mcc_in_the_suite():
     docs = _docs([1, 1, 0, 0, 1], [True, False, False, True, True])
     task = LMEHTask(jcola.SPEC, {SEARCH: docs[:2], TEST: docs}, {SEARCH: [[], []], TEST: [[]] * 5}, MarkerEngine())
     r = JPLMEHSuite([task]).evaluate(None, TEST)
-    assert r.metrics["jcola"] == pytest.approx(100 / 6) and r.primary == pytest.approx(100 / 6)
+    assert r.metrics["jcola"] == pytest.approx(1 / 6) and r.primary == pytest.approx(1 / 6)
 
 
 def test_shots_are_joined_as_the_japanese_harness_did():

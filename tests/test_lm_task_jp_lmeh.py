@@ -355,11 +355,11 @@ def test_suite_scores_by_hand():
     # order: jnli 0, marc 0, jnli 1, jnli 2; jnli right on doc 0 only (1/3), marc wrong (0/1)
     assert r.scores.tolist() == [1.0, 0.0, 0.0, 0.0]
     assert [p["task"] for p in r.predictions] == ["jnli", "marc_ja", "jnli", "jnli"]
-    assert r.metrics == {"avg": pytest.approx(100 / 6), "jnli": pytest.approx(100 / 3), "marc_ja": 0.0}
+    assert r.metrics == {"avg": pytest.approx(1 / 6), "jnli": pytest.approx(1 / 3), "marc_ja": 0.0}
     assert suite.aggregate(r.scores) == pytest.approx(r.primary)
     r2 = suite.evaluate(None, TEST, limit=3)
-    assert r2.scores.tolist() == [1.0, 0.0, 0.0] and r2.primary == pytest.approx(25.0)
-    assert suite.aggregate(r2.scores) == pytest.approx(25.0)
+    assert r2.scores.tolist() == [1.0, 0.0, 0.0] and r2.primary == pytest.approx(0.25)
+    assert suite.aggregate(r2.scores) == pytest.approx(0.25)
     assert suite.split_sizes() == {SEARCH: 2, TEST: 4}
     assert len(suite.example_ids(TEST)) == 4
 

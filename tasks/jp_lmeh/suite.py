@@ -1,4 +1,4 @@
-"""jp-lmeh: the JP-LMEH suite, scored as the mean of its subtasks' scores on a 0-100 scale.
+"""jp-lmeh: the JP-LMEH suite, scored as the mean of its subtasks' scores.
 
 Default subtasks: the eight of the harness's ``japanese_leaderboard`` group (JCommonsenseQA, JNLI,
 MARC-ja, JSQuAD, JAQKET v2, XL-Sum, XWinograd, MGSM); ``subtasks=[...]`` picks a subset (e.g. the
@@ -11,8 +11,9 @@ documents left drops out of the rotation. So ``limit=n`` scores the first ``n`` 
 sequence, spread evenly over the subtasks, and every example keeps one fixed position per split
 (what fitness sharing needs). Each record (``TaskResult.predictions``) names its ``task``.
 
-Primary metric ``avg`` = 100 x the mean over the subtasks present of each subtask's aggregate of
-its own scores (mean; XL-Sum: bootstrap mid). ``metrics`` also hold each subtask's score x 100
+Primary metric ``avg`` = the mean over the subtasks present of each subtask's aggregate of its own
+scores (mean; XL-Sum: bootstrap mid; JCoLA: MCC), a fraction like every task's score: the paper's
+0-100 "JP-LMEH avg" is 100 x ``avg``, as tables show it. ``metrics`` also hold each subtask's score
 under its key. :meth:`JPLMEHSuite.aggregate` reads a score vector in the layout of the split whose
 size equals its length, else of the test split when it is no longer than it, else of the search split.
 """
@@ -61,7 +62,7 @@ class JPLMEHSuite(Task):
         groups: list[list[float]] = [[] for _ in self.tasks]
         for (t, _), value in zip(layout(self._sizes(split), len(scores)), scores, strict=True):
             groups[t].append(value)
-        return {task.spec.key: 100.0 * task.aggregate(np.asarray(g), split) for task, g in zip(self.tasks, groups, strict=True)
+        return {task.spec.key: task.aggregate(np.asarray(g), split) for task, g in zip(self.tasks, groups, strict=True)
                 if g}
 
     def _score(self, per_task: dict[str, float]) -> float:
@@ -100,7 +101,7 @@ class JPLMEHSuite(Task):
 def jp_lmeh(models, base: str | None = None, data_dir=None, search_path=None, subtasks=SUBTASKS,
             max_new_tokens: int = 256, batch_size: int = 8, device: str = "cpu", dtype: str = "float32",
             limit_search: int | None = None, limit_test: int | None = None) -> Problem:
-    """The JP-LMEH suite: the mean of its subtasks' scores x 100.
+    """The JP-LMEH suite: the mean of its subtasks' scores (x 100 in tables: the paper's JP-LMEH avg).
 
     ``models``: one model (scoring only) or several to merge; ``subtasks`` from jcqa, jnli, marc_ja,
     jsquad, jaqket, xlsum, xwinograd, mgsm (the default eight) and the optional jcola; ``limit_search``/``limit_test`` keep each subtask's
