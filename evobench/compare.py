@@ -161,6 +161,10 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
     from evobench.provenance import git_sha, package_versions, problem_provenance
     from evobench.spaces import make_space
 
+    if cfg.threads:  # before plan: task factories may train models (digits specialists), whose floats
+        import torch  # depend on the thread count
+
+        torch.set_num_threads(cfg.threads)
     pairs, skipped = plan(cfg)
     rundir = None
     if write:
@@ -168,9 +172,6 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
             rundir = RunDir(cfg.out, cfg.name)
         except OSError as e:
             raise ConfigError(f"out: cannot write results to {cfg.out!r} ({' '.join(str(e).split())})") from None
-    if cfg.threads:
-        import torch
-        torch.set_num_threads(cfg.threads)
     tracker = tracker or Tracker()
     comp = Comparison(cfg, skipped=skipped)
     t0 = time.perf_counter()

@@ -438,3 +438,28 @@ def test_a_task_missing_an_optional_package_names_the_extra(module, hint, capsys
                                str(tmp_path)], capsys, "brings its own models")
     finally:
         TASKS._entries.pop("needs-package")
+
+
+def test_threads_are_set_before_task_factories_run(tmp_path):
+    """Factories may train models (the digits specialists), whose floats depend on the thread count."""
+    import torch
+
+    from evobench.compare import run_comparison
+    from evobench.config import validate
+    from evobench.registry import TASKS
+    seen = []
+
+    def recording(**options):
+        seen.append(torch.get_num_threads())
+        return digits.scratch(**options)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    TASKS.register("digits-threads", recording)
+    try:
+        run_comparison(validate({"tasks": ["digits-threads"], "baselines": ["random-search"], "budget": 2,
+                                 "seeds": [0], "threads": 2, "out": str(tmp_path)}), progress=False)
+    finally:
+        TASKS._entries.pop("digits-threads")
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {2}
