@@ -129,6 +129,8 @@ _BUILTIN = {
         "jp-lmeh-xlsum": "evobench.tasks.jp_lmeh.xlsum:xlsum",
         "jp-lmeh-xwinograd": "evobench.tasks.jp_lmeh.xwinograd:xwinograd",
         "jp-lmeh-mgsm": "evobench.tasks.jp_lmeh.mgsm:mgsm",
+        "ja-vg-vqa-500": "evobench.tasks.ja_vqa:ja_vg_vqa_500",
+        "ja-vlm-bench-itw": "evobench.tasks.ja_vqa:ja_vlm_bench_itw",
     },
     BASELINES: {
         "random-search": "evobench.baselines.random_search:RandomSearch",
