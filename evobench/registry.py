@@ -130,6 +130,8 @@ _BUILTIN = {
         "jp-lmeh-xwinograd": "evobench.tasks.jp_lmeh.xwinograd:xwinograd",
         "jp-lmeh-mgsm": "evobench.tasks.jp_lmeh.mgsm:mgsm",
         "jp-lmeh-jcola": "evobench.tasks.jp_lmeh.jcola:jcola",
+        "ja-vg-vqa-500": "evobench.tasks.ja_vqa:ja_vg_vqa_500",
+        "ja-vlm-bench-itw": "evobench.tasks.ja_vqa:ja_vlm_bench_itw",
     },
     BASELINES: {
         "random-search": "evobench.baselines.random_search:RandomSearch",

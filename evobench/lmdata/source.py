@@ -153,11 +153,14 @@ def read_json_lines(path: Path) -> list[tuple[int, Any]]:
 # ---- the hub ---------------------------------------------------------------------------------
 
 
-def load_hub(name: str, hub_id: str, config: str | None, split: str, local_hint: str) -> list[dict[str, Any]]:
+def load_hub(name: str, hub_id: str, config: str | None, split: str, local_hint: str,
+             prepare: Callable[[Any], Any] | None = None) -> list[dict[str, Any]]:
     """Rows of ``load_dataset(hub_id, config, split=split)`` as plain dicts.
 
-    Offline (or when the hub has no such data set) this raises a one-line
-    :class:`DataUnavailableError` that names the local file to pass instead (``local_hint``: its name and origin).
+    ``prepare`` (optional) maps the loaded ``datasets.Dataset`` before its rows are read (e.g. to
+    keep image columns as encoded bytes). Offline (or when the hub has no such data set) this raises
+    a one-line :class:`DataUnavailableError` that names the local file to pass instead
+    (``local_hint``: its name and origin).
     """
     where = f"{hub_id}" + (f" (config {config})" if config else "") + f", split {split}"
     try:
@@ -176,6 +179,8 @@ def load_hub(name: str, hub_id: str, config: str | None, split: str, local_hint:
         raise DataUnavailableError(
             f"{name}: {where} cannot be loaded from the hub ({reason}); pass path= the file {local_hint} or a folder holding it"
         ) from None
+    if prepare is not None:
+        dataset = prepare(dataset)
     return [dict(row) for row in dataset]
 
 

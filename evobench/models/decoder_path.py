@@ -11,7 +11,10 @@ KV cache: each attention module writes to the cache slot named by its ``layer_id
 ``layer_idx`` (on every submodule of its layer that has one) to its own path position for the
 duration of its call, so a layer that appears twice on a path uses two cache slots. The path model's
 config says ``num_hidden_layers = len(path)`` (and, where the architecture has ``layer_types``, the
-types of the layers on the path), so the caches transformers creates have one slot per step.
+types of the layers on the path), so the caches transformers creates have one slot per step. In a
+composite model (a LLaVA VLM) the text config and the language model's own config are both updated,
+and tensors outside the layers that the states do not hold (the vision tower, the projector) view
+the ``fixed`` tensors given to :class:`DecoderPaths`.
 
 The same path model object is returned by every build (the runner builds and scores one candidate at
 a time): building a new path re-points the previous one.
@@ -28,10 +31,15 @@ from torch import nn
 State = Mapping[str, torch.Tensor]
 
 
-def decoder_layers_name(model: nn.Module) -> str:
-    """Dotted name of the ``nn.ModuleList`` holding the decoder layers (e.g. ``"model.layers"``)."""
-    n = int(model.config.num_hidden_layers)
-    found = [name for name, m in model.named_modules() if isinstance(m, nn.ModuleList) and len(m) == n]
+def decoder_layers_name(model: nn.Module, n_layers: int | None = None, within: str = "") -> str:
+    """Dotted name of the ``nn.ModuleList`` holding the decoder layers (e.g. ``"model.layers"``).
+
+    ``n_layers`` defaults to the config's ``num_hidden_layers``; ``within`` restricts the search to
+    modules whose names start with it (e.g. a VLM's ``"model.language_model."``).
+    """
+    n = int(model.config.num_hidden_layers if n_layers is None else n_layers)
+    found = [name for name, m in model.named_modules()
+             if isinstance(m, nn.ModuleList) and len(m) == n and name.startswith(within)]
     if len(found) != 1:
         raise ValueError(f"{type(model).__name__}: cannot tell which module list holds its {n} decoder layers "
                          f"(candidates: {found or 'none'})")
@@ -77,18 +85,26 @@ class PathStep(nn.Module):
 class DecoderPaths:
     """Builds path models over the architecture of ``template`` (see the module docstring).
 
-    ``aliases`` maps tied parameter names (e.g. ``lm_head.weight``) to the state key holding the tensor.
+    ``aliases`` maps tied parameter names (e.g. ``lm_head.weight``) to the state key holding the tensor;
+    ``layers_name`` names the decoder-layer list (default: found by :func:`decoder_layers_name`);
+    ``fixed`` holds tensors outside the layers that no state holds (a VLM's vision tower), by name.
     """
 
-    def __init__(self, template: nn.Module, aliases: Mapping[str, str] | None = None) -> None:
-        self.template, self.aliases = template, dict(aliases or {})
-        self.prefix = decoder_layers_name(template)
-        self.n_layers = int(template.config.num_hidden_layers)
-        self.layer_types = getattr(template.config, "layer_types", None)
+    def __init__(self, template: nn.Module, aliases: Mapping[str, str] | None = None, *,
+                 layers_name: str | None = None, fixed: Mapping[str, torch.Tensor] | None = None) -> None:
+        self.template, self.aliases, self.fixed = template, dict(aliases or {}), dict(fixed or {})
+        self.prefix = layers_name or decoder_layers_name(template)
+        text = template.config.get_text_config(decoder=True)
+        self.n_layers = int(text.num_hidden_layers)
+        self.layer_types = getattr(text, "layer_types", None)
         self.config = copy.deepcopy(template.config)
         with torch.device("meta"):
             self.model = type(template)(self.config)
         self.model.generation_config = copy.deepcopy(template.generation_config)
+        # every config object the path model's text side reads (one for a causal LM; a VLM's text
+        # config and its language model's own copy)
+        configs = [self.config.get_text_config(decoder=True), getattr(self.model.get_decoder(), "config", None)]
+        self._text_configs = list({id(c): c for c in configs if c is not None}.values())
         self.model.eval().requires_grad_(False)
         self._skeletons = list(self.model.get_submodule(self.prefix))
         self._buffers = dict(template.named_buffers())
@@ -116,7 +132,9 @@ class DecoderPaths:
             for pname, p in mod._parameters.items():
                 if p is not None:
                     full = f"{mname}.{pname}" if mname else pname
-                    mod._parameters[pname] = _view(state[self.aliases.get(full, full)])
+                    key = self.aliases.get(full, full)
+                    mod._parameters[pname] = _view(state[key] if key in state or key not in self.fixed
+                                                   else self.fixed[key])
 
     def _block(self, state: State, s: int, i: int) -> nn.Module:
         """Decoder layer ``i`` viewing ``state``'s tensors (made once per source and layer)."""
@@ -126,7 +144,7 @@ class DecoderPaths:
         hit = self._blocks.get((s, i))
         if hit is not None and hit[0] == ptrs:
             return hit[1]
-        block = copy.deepcopy(skel, memo={id(self.config): self.config})
+        block = copy.deepcopy(skel, memo={id(c): c for c in (self.config, *self._text_configs)})
         for mname, mod in block.named_modules():
             pre = stem + (f"{mname}." if mname else "")
             for pname, p in mod._parameters.items():
@@ -152,7 +170,8 @@ class DecoderPaths:
         steps = [PathStep(self._block(sources[s], s, i), t, scale)
                  for t, ((s, i), scale) in enumerate(zip(path, scales, strict=True))]
         setattr(self._parent, self._leaf, nn.ModuleList(steps))
-        self.config.num_hidden_layers = len(steps)
-        if self.layer_types is not None:
-            self.config.layer_types = [self.layer_types[i] for _, i in path]
+        for config in self._text_configs:
+            config.num_hidden_layers = len(steps)
+            if self.layer_types is not None:
+                config.layer_types = [self.layer_types[i] for _, i in path]
         return self.model

