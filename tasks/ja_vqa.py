@@ -8,12 +8,13 @@
 - Prompt "ja-shisa-vqa" with ``<image>\\n`` before the question (the VLM's processor expands the
   placeholder and adds BOS); generation with 5 beams, repetition penalty 1.5, no sampling, at most
   512 new tokens; the answer is the completion stripped of surrounding whitespace.
-- Metrics: ROUGE-1/2/L F-measure x 100 on Japanese words (text normalised: emoji removed,
+- Metrics: ROUGE-1/2/L F-measure on Japanese words, as fractions like every task's score (tables
+  show them x 100, the paper's scale) (text normalised: emoji removed,
   ``neologdn``, whitespace collapsed; split by MeCab), aggregated as rouge-score's bootstrap "mid"
   (:mod:`evobench.metrics.rouge`); the ``_ja`` variants score an answer that is not Japanese as
   empty when its reference is Japanese (language id, threshold 0.5). The primary metric is
   ``rougeL_ja``: the EvoVLM-JP evaluation reports ROUGE-L with that check on (its
-  ``strict_japanese`` default). The per-example score is that answer's ROUGE-L F x 100 under the
+  ``strict_japanese`` default). The per-example score is that answer's ROUGE-L F (0-1) under the
   ``_ja`` rule, and ``rougeL_ja`` is the bootstrap mid of those scores.
 
 Models: ``models[0]`` is a LLaVA or LLaVA-NeXT model (hub id or directory, with its processor);
@@ -104,7 +105,7 @@ class JaVQATask(Task):
         per = {t: [] for t in METRICS}
         records = []
         for row, req, gen, pred, keep in zip(rows, requests, generations, preds, kept, strict=True):
-            raw = pair_scores(pred, row["answer"], TYPES)
+            raw = {t: v / 100.0 for t, v in pair_scores(pred, row["answer"], TYPES).items()}  # fractions
             for t in TYPES:
                 per[t].append(raw[t])
                 per[t + "_ja"].append(raw[t] if keep == pred else 0.0)
