@@ -154,3 +154,37 @@ def _with_eos(tok, eos):
     t = copy.deepcopy(tok)
     t.eos_token = eos
     return t
+
+
+def test_an_lm_with_a_smaller_vocabulary_merges_with_the_vlms_rows_for_its_extra_ids():
+    """LLaVA-1.6-Mistral-7B has 32,064 rows for Mistral's 32,000 tokens: the LM's rows are extended."""
+    from evobench.models.tiny_vlm import tiny_text_lm
+
+    vlm, processor, _, lm_tok = tiny_models()
+    n_vlm = vlm.config.text_config.vocab_size
+    n_lm = len(lm_tok)
+    assert n_lm < n_vlm  # the VLM adds <image>
+    cfg = vlm.config.text_config.__class__(**{**vlm.config.text_config.to_dict(), "vocab_size": n_lm})
+    small, base = tiny_text_lm(cfg, seed=5, std=0.2), tiny_text_lm(cfg, seed=6, std=0.2)
+    with pytest.raises(IncompatibleModelsError, match=r"vocab_size differs \(321 vs 320\); a smaller vocabulary "
+                                                      r"merges only when both tokenizers are given and agree$"):
+        pool_from_vlm(vlm, {"lm": small}, processor=processor, vlm_name="vlm")
+    pool = pool_from_vlm(vlm, {"lm": small}, base, processor=processor, tokenizers={"lm": lm_tok, "base": lm_tok},
+                         vlm_name="vlm")
+    (_, own), (_, other) = pool.sources
+    for name, lm_weight in (("model.language_model.embed_tokens.weight", small.model.embed_tokens.weight),
+                            ("lm_head.weight", small.lm_head.weight)):
+        assert other[name].shape[0] == n_vlm
+        assert torch.equal(other[name][:n_lm], lm_weight.detach())
+        assert torch.equal(other[name][n_lm:], own[name][n_lm:])
+        assert torch.equal(pool.base[name][n_lm:], own[name][n_lm:])
+    # a task-arithmetic merge against the base keeps the VLM's rows of its extra ids
+    space = make_space("ps", Problem("p", None, pool), op="task_arithmetic")
+    genome = np.array([0.7, 0.6])
+    w_own, w_lm = [m["weight"] for m in space.decode(genome)["groups"][0]["models"]]
+    state = space.state_dict(genome)
+    head = state["lm_head.weight"]
+    assert torch.allclose(head[n_lm:], own["lm_head.weight"][n_lm:], atol=1e-6)
+    expected = base.lm_head.weight + w_own * (own["lm_head.weight"][:n_lm] - base.lm_head.weight) \
+        + w_lm * (small.lm_head.weight - base.lm_head.weight)
+    assert torch.allclose(head[:n_lm], expected.detach(), atol=1e-5)

@@ -16,7 +16,12 @@ path through the decoder layers of several language models as views of their ten
 
 :func:`check_vlm_compatible` refuses, before any search, an outside LM whose architecture, sizes or
 vocabulary differ from the VLM's language model, or whose tokenizer maps a token to another id than
-the VLM's (the VLM's own added tokens, such as ``<image>``, may be extra). :func:`pool_from_vlm`
+the VLM's (the VLM's own added tokens, such as ``<image>``, may be extra). An LM with a smaller
+vocabulary than the VLM's (LLaVA-1.6-Mistral-7B has 32,064 rows for Mistral's 32,000 tokens plus
+``<image>``, ``<pad>`` and padding; EvoVLM-JP keeps 32,064) merges when its tokenizer is given and
+agrees: its input embeddings and output head are extended with the VLM's own rows for the extra ids
+(one copy of those two tensors), so every merge leaves the VLM's rows for its added tokens as they
+are (their task vectors are zero). :func:`pool_from_vlm`
 and :func:`load_vlm_pool` give a :class:`~evobench.models.base.ModelPool` whose first source is the
 VLM's own language model. Requires the ``llm`` extra.
 """
@@ -81,11 +86,17 @@ class VLMFamily(ModelFamily, BlockStack):
         self.aliases = {k: owner[id(v)] for k, v in template.named_parameters(remove_duplicate=False)
                         if owner[id(v)] != k}
         self.fixed = {k: v.detach() for k, v in params.items() if not self.in_lm(k)}
+        self.vocab_rows = {self._param_name(template.get_input_embeddings()),
+                           self._param_name(template.get_output_embeddings())}
         self.layers_name = decoder_layers_name(template, int(self.text_config.num_hidden_layers),
                                                within=self.prefixes[0])
         self._live: nn.Module | None = None
         self._live_params: dict[str, nn.Parameter] = {}
         self._paths: DecoderPaths | None = None
+
+    def _param_name(self, module: nn.Module) -> str:
+        names = {id(p): k for k, p in self.template.named_parameters()}
+        return names[id(module.weight)]
 
     def in_lm(self, name: str) -> bool:
         """Whether tensor ``name`` belongs to the language model (decoder or output head)."""
@@ -112,9 +123,15 @@ class VLMFamily(ModelFamily, BlockStack):
             if mine is None or mine not in self._shapes:
                 raise IncompatibleModelsError(f"{what}: tensor {k!r} has no counterpart in the language model of "
                                               f"the VLM ({self.name})")
-            if tuple(v.shape) != self._shapes[mine]:
+            shape = self._shapes[mine]
+            if tuple(v.shape) != shape and mine in self.vocab_rows and v.shape[1:] == shape[1:] \
+                    and v.shape[0] < shape[0]:  # a smaller vocabulary: the VLM's own rows for its extra ids
+                own = dict(self.template.named_parameters())[mine].detach()
+                out[mine] = torch.cat([v.detach(), own[v.shape[0]:].to(v.device, v.dtype)])
+                continue
+            if tuple(v.shape) != shape:
                 raise IncompatibleModelsError(f"{what}: tensor {k!r} has shape {tuple(v.shape)}, the VLM's "
-                                              f"{mine!r} has {self._shapes[mine]}")
+                                              f"{mine!r} has {shape}")
             out[mine] = v.detach()
         missing = [k for k in self._shapes if k not in out]
         if missing:
@@ -202,11 +219,17 @@ def check_vlm_compatible(vlm_name: str, vlm: nn.Module, lms: Mapping[str, nn.Mod
     text = vlm.config.get_text_config(decoder=True)
     for n, lm in lms.items():
         head = f"cannot merge the language model of {vlm_name!r} with {n!r}"
+        checked_tokenizer = vlm_tokenizer is not None and bool(tokenizers) and n in tokenizers
         for f in TEXT_FIELDS:
             va, vb = getattr(text, f, None), getattr(lm.config, f, None)
+            if f == "vocab_size" and isinstance(va, int) and isinstance(vb, int) and vb < va:
+                if checked_tokenizer:
+                    continue  # extended with the VLM's rows, if the tokenizers agree (below)
+                raise IncompatibleModelsError(f"{head}: vocab_size differs ({va!r} vs {vb!r}); a smaller "
+                                              "vocabulary merges only when both tokenizers are given and agree")
             if va != vb:
                 raise IncompatibleModelsError(f"{head}: {f} differs ({va!r} vs {vb!r})")
-        if vlm_tokenizer is not None and tokenizers and n in tokenizers:
+        if checked_tokenizer:
             why = _tokenizer_difference(vlm_tokenizer, tokenizers[n])
             if why:
                 raise IncompatibleModelsError(f"{head}: {why}")
