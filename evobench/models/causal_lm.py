@@ -36,6 +36,19 @@ class IncompatibleModelsError(ValueError):
     """Models that cannot be merged (one line: which models, and what differs)."""
 
 
+@torch.no_grad()
+def copy_into(family: str, params: Mapping[str, torch.Tensor], state: State) -> None:
+    """Write ``state[name]`` into each live parameter ``params[name]`` (in place; dtype and device
+    converted); a missing tensor or another shape is a one-line error naming ``family``."""
+    for name, p in params.items():
+        t = state.get(name)
+        if t is None:
+            raise ValueError(f"{family}: state lacks tensor {name!r}")
+        if t.shape != p.shape:
+            raise ValueError(f"{family}: tensor {name!r} has shape {tuple(t.shape)}, expected {tuple(p.shape)}")
+        p.copy_(t)
+
+
 class CausalLMFamily(ModelFamily, BlockStack):
     """Causal LMs shaped like ``template`` (moved to ``device``); blocks are its decoder layers."""
 
@@ -79,18 +92,10 @@ class CausalLMFamily(ModelFamily, BlockStack):
             self._live_params = dict(self._live.named_parameters())
         return self._live
 
-    @torch.no_grad()
     def build(self, state: State) -> nn.Module:
         """Copy ``state`` into the live model (in place; dtype and device converted) and return it."""
         live = self.live_model()
-        for name, p in self._live_params.items():
-            t = state.get(name)
-            if t is None:
-                raise ValueError(f"{self.name}: state lacks tensor {name!r}")
-            if t.shape != p.shape:
-                raise ValueError(f"{self.name}: tensor {name!r} has shape {tuple(t.shape)}, "
-                                 f"expected {tuple(p.shape)}")
-            p.copy_(t)
+        copy_into(self.name, self._live_params, state)
         return live
 
     def check_compatible(self, other: ModelFamily, names: tuple[str, str] = ("this family", "the other")) -> None:

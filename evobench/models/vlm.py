@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from evobench.models.base import BlockStack, ModelFamily, ModelPool, State
-from evobench.models.causal_lm import OUTSIDE_LAYERS, IncompatibleModelsError
+from evobench.models.causal_lm import OUTSIDE_LAYERS, IncompatibleModelsError, copy_into
 from evobench.models.decoder_path import DecoderPaths, decoder_layers_name
 from evobench.models.lm_loading import (
     load_causal_lm,
@@ -150,17 +150,10 @@ class VLMFamily(ModelFamily, BlockStack):
                 p.requires_grad_(False)
         return self._live
 
-    @torch.no_grad()
     def build(self, state: State) -> nn.Module:
         """Copy ``state`` (language-model tensors) into the live VLM (in place) and return it."""
         live = self.live_model()
-        for name, p in self._live_params.items():
-            t = state.get(name)
-            if t is None:
-                raise ValueError(f"{self.name}: state lacks tensor {name!r}")
-            if t.shape != p.shape:
-                raise ValueError(f"{self.name}: tensor {name!r} has shape {tuple(t.shape)}, expected {tuple(p.shape)}")
-            p.copy_(t)
+        copy_into(self.name, self._live_params, state)
         return live
 
     def n_blocks(self) -> int:
