@@ -130,6 +130,7 @@ _BUILTIN = {
         "jp-lmeh-xwinograd": "evobench.tasks.jp_lmeh.xwinograd:xwinograd",
         "jp-lmeh-mgsm": "evobench.tasks.jp_lmeh.mgsm:mgsm",
         "jp-lmeh-jcola": "evobench.tasks.jp_lmeh.jcola:jcola",
+        "image-prompt": "evobench.tasks.image_prompt:image_prompt",
     },
     BASELINES: {
         "random-search": "evobench.baselines.random_search:RandomSearch",
