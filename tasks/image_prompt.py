@@ -158,18 +158,25 @@ def _check_options(fitness, steps, guidance_scale, height, width, limit_search, 
             raise ValueError(f"{k} must be a multiple of 8 (diffusers' latent grid), got {v!r}")
 
 
-def _pool(models, base, device, dtype):
+def _check_models(models, base) -> None:
     if models is None:
         if base is not None:
             raise ValueError("base is given without models: the built-in tiny pipelines bring their own base")
+        return
+    if isinstance(models, str) or not isinstance(models, list | tuple) or not models \
+            or not all(isinstance(m, str) and m for m in models):
+        raise ValueError(f"models must be a non-empty list of pipeline folders or hub ids, got {models!r}")
+    if base is not None and (not isinstance(base, str) or not base):
+        raise ValueError(f"base must be a pipeline folder or hub id, got {base!r}")
+
+
+def _pool(models, base, device, dtype):
+    if models is None:
         from evobench.models.diffusion import pool_from_pipelines
         from evobench.models.tiny_diffusion import tiny_sources
 
         base_pipe, sources = tiny_sources()
-        return pool_from_pipelines({n: p.to(device) for n, p in sources.items()}, base_pipe.to(device))
-    if isinstance(models, str) or not isinstance(models, list | tuple) or not models \
-            or not all(isinstance(m, str) and m for m in models):
-        raise ValueError(f"models must be a non-empty list of pipeline folders or hub ids, got {models!r}")
+        return pool_from_pipelines({n: p.to(device, dtype) for n, p in sources.items()}, base_pipe.to(device, dtype))
     from evobench.models.diffusion import load_pool
 
     return load_pool(list(models), base, dtype=dtype, device=device)
@@ -183,10 +190,12 @@ def image_prompt(models: list[str] | None = None, base: str | None = None, data_
     """Merge text-to-image pipelines (UNets in PS space) so their images match Japanese and English
     prompts, scored by open_clip's CLIPScore (or image similarity to references)."""
     _check_options(fitness, steps, guidance_scale, height, width, limit_search, limit_test)
+    _check_models(models, base)
     from evobench.models.clip import load_clip
-    from evobench.models.lm_loading import resolve_device
+    from evobench.models.lm_loading import resolve_device, resolve_dtype
 
     dev = resolve_device(device)
+    dt = resolve_dtype(dtype)
     data = builtin_splits() if data_dir is None else load_folder(data_dir)
     data = {SEARCH: data[SEARCH][:limit_search], TEST: data[TEST][:limit_test]}
     if fitness == "image":
@@ -196,7 +205,7 @@ def image_prompt(models: list[str] | None = None, base: str | None = None, data_
             raise ValueError(f"fitness 'image' needs a reference image for every example; {s} example {i + 1} "
                              f"has none ({len(missing)} without one)")
     scorer = load_clip(clip, device=dev)
-    pool = _pool(models, base, dev, dtype)
+    pool = _pool(models, base, dev, dt)
     task = ImagePromptTask(data, scorer, fitness, steps, guidance_scale, height, width)
     for exs in data.values():  # the reference images are embedded: let their pixels go
         exs[:] = [PromptExample(ex.prompt, ex.seed, ex.reference, ex.reference_sha256) for ex in exs]

@@ -193,6 +193,8 @@ def test_bad_data_is_one_line_naming_file_row_and_column(tmp_path, case, match):
     ({"models": "org/pipe"}, "models must be a non-empty list"),
     ({"base": "org/base"}, "base is given without models"),
     ({"clip": "ViT-B-32"}, "expected 'NAME:TAG'"),
+    ({"dtype": "int8"}, "dtype must be a torch floating dtype name"),
+    ({"models": ["org/pipe"], "base": 3}, "base must be a pipeline folder or hub id"),
 ])
 def test_bad_options_are_one_line_value_errors(options, match):
     with pytest.raises(ValueError, match=match) as info:
