@@ -14,7 +14,9 @@ pipeline's default size when None). One image is generated and scored at a time,
 score does not depend on which examples are scored with it. Images are scored as saved 8-bit RGB
 (``round(255 * x)``, as diffusers makes PIL images).
 
-Scores (``clip``: an open_clip spec, see :func:`evobench.models.clip.load_clip`):
+Scores (``clip``: an open_clip spec, see :func:`evobench.models.clip.load_clip`; by default
+``"ViT-B-32:openai"``, CLIPScore's model, for pipelines named in ``models`` and ``"tiny"`` for the
+tiny in-code pipelines, which it scores offline and without meaning):
 
 * ``clip_score``: CLIPScore ``max(100 * cos(image, prompt), 0)`` divided by 100, i.e. ``max(cos, 0)``:
   a fraction like every task's score, so tables (which show scores x 100) show CLIPScore itself;
@@ -158,6 +160,12 @@ def _check_options(fitness, steps, guidance_scale, height, width, limit_search, 
             raise ValueError(f"{k} must be a multiple of 8 (diffusers' latent grid), got {v!r}")
 
 
+def default_clip(models) -> str:
+    """The scorer when ``clip`` is not given: the tiny in-code CLIP for the tiny in-code pipelines,
+    open_clip's ViT-B-32 with OpenAI's weights (CLIPScore's model) for real pipelines."""
+    return "tiny" if models is None else "ViT-B-32:openai"
+
+
 def _check_models(models, base) -> None:
     if models is None:
         if base is not None:
@@ -183,12 +191,14 @@ def _pool(models, base, device, dtype):
 
 
 def image_prompt(models: list[str] | None = None, base: str | None = None, data_dir: str | None = None,
-                 clip: str = "ViT-B-32:openai", fitness: str = "text", steps: int = 25,
+                 clip: str | None = None, fitness: str = "text", steps: int = 25,
                  guidance_scale: float = 7.5, height: int | None = None, width: int | None = None,
                  limit_search: int | None = None, limit_test: int | None = None, device: str = "cpu",
                  dtype: str = "float32") -> Problem:
-    """Merge text-to-image pipelines (UNets in PS space) so their images match Japanese and English
-    prompts, scored by open_clip's CLIPScore (or image similarity to references)."""
+    """Merge text-to-image UNets so images match Japanese and English prompts (open_clip CLIPScore).
+
+    Or, with ``fitness="image"``, the reference images; options are in the module docstring.
+    """
     _check_options(fitness, steps, guidance_scale, height, width, limit_search, limit_test)
     _check_models(models, base)
     from evobench.models.clip import load_clip
@@ -204,7 +214,7 @@ def image_prompt(models: list[str] | None = None, base: str | None = None, data_
             s, i = missing[0]
             raise ValueError(f"fitness 'image' needs a reference image for every example; {s} example {i + 1} "
                              f"has none ({len(missing)} without one)")
-    scorer = load_clip(clip, device=dev)
+    scorer = load_clip(default_clip(models) if clip is None else clip, device=dev)
     pool = _pool(models, base, dev, dt)
     task = ImagePromptTask(data, scorer, fitness, steps, guidance_scale, height, width)
     for exs in data.values():  # the reference images are embedded: let their pixels go

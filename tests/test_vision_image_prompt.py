@@ -58,6 +58,7 @@ def by_hand(problem, pipe, prompt, seed, reference=None):
 
 
 def test_scores_are_clip_scores_over_100_computed_by_hand(problem):
+    from evobench.tasks.image_prompt import pixels_sha256
     from evobench.tasks.image_prompt_data import builtin_splits
 
     pipe = problem.pool.family.build(problem.pool.sources[1][1])
@@ -70,6 +71,9 @@ def test_scores_are_clip_scores_over_100_computed_by_hand(problem):
     assert r.metrics["clip_score_en"] == pytest.approx(np.mean(want[0::2]), abs=1e-12)
     np.testing.assert_allclose(r.descriptors, [np.mean(want[1::2]), np.mean(want[0::2])], atol=1e-12)
     assert "image_similarity" not in r.metrics  # no reference images
+    shas = [pixels_sha256(im) for im in problem.task.images(pipe, "test", limit=2)]
+    assert shas == [p["image_sha256"] for p in r.predictions[:2]]
+    assert shas[0] == pixels_sha256(by_hand(problem, pipe, examples[0].prompt, examples[0].seed)[0])
     rec = r.predictions[1]
     assert rec["prompt"] == "浜辺を走る犬" and rec["seed"] == 22
     assert rec["clip_score"] == pytest.approx(100 * want[1], abs=1e-9)
@@ -253,3 +257,10 @@ def test_comparison_and_eval_end_to_end(tmp_path, monkeypatch):
     got = json.loads((ev_b / "results.json").read_text())["tasks"]["image-prompt"]["score"]
     want = problem.task.evaluate(problem.pool.family.build(problem.pool.sources[1][1]), "test").primary
     assert got == pytest.approx(want, abs=1e-12)
+
+
+def test_default_scorer_is_tiny_for_the_tiny_pipelines_and_clipscore_s_model_for_real_ones():
+    from evobench.tasks.image_prompt import default_clip
+
+    assert image_prompt(steps=1, limit_search=1, limit_test=1).task.scorer.name == "tiny"
+    assert default_clip(["org/sd"]) == "ViT-B-32:openai" and default_clip(None) == "tiny"
