@@ -4,8 +4,8 @@ A model is named the way a task can take it:
 
 * a ``.safetensors`` file (e.g. a run's ``best_model.safetensors``): a state dict of the task's own
   model family, built by that family (for tasks such as digits, whose factory brings its models);
-* anything else (a hub id, a local model directory, a ``.gguf`` file): handed to task factories
-  that take ``models=[...]`` (the language-model tasks), which load it.
+* anything else (a hub id, a local model directory, a ``.gguf`` file, a diffusers pipeline folder):
+  handed to task factories that take ``models=[...]`` (the language-model and image tasks), which load it.
 
 Results go to ``<out>/eval-<name>-<UTC time>/``: ``results.json`` (per task: the primary metric,
 every metric, examples scored) and ``records/<task>.jsonl`` (one line per example: index, example

@@ -45,8 +45,13 @@ def builds_without_options(name: str) -> bool:
     return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params)
 
 
+# tasks that build without options but run the contract in their own module, at test speed and with
+# their optional packages (image-prompt: tests/test_vision_image_prompt.py, run by tox -e vision)
+OWN_MODULE = {"image-prompt"}
+
+
 class TestRegisteredTasks(TaskContract):
-    @pytest.fixture(params=[n for n in TASKS.names() if builds_without_options(n)])
+    @pytest.fixture(params=[n for n in TASKS.names() if builds_without_options(n) and n not in OWN_MODULE])
     def task_name(self, request):
         return request.param
 
