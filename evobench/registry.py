@@ -132,6 +132,7 @@ _BUILTIN = {
         "jp-lmeh-jcola": "evobench.tasks.jp_lmeh.jcola:jcola",
         "ja-vg-vqa-500": "evobench.tasks.ja_vqa:ja_vg_vqa_500",
         "ja-vlm-bench-itw": "evobench.tasks.ja_vqa:ja_vlm_bench_itw",
+        "webshop": "evobench.tasks.webshop.task:webshop",
     },
     BASELINES: {
         "random-search": "evobench.baselines.random_search:RandomSearch",
