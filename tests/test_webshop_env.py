@@ -167,7 +167,7 @@ def test_invalid_actions_leave_the_page_and_say_why(shop):
     step = s.step("click[b0000chips]")  # not on this page of results
     assert not step.valid and s.observation == results
     assert s.n_invalid == 6 and s.steps == 7
-    assert s.trace[-1] == ("click[b0000chips]", "Invalid action! no button 'b0000chips' on this page")
+    assert s.trace[-1] == ("click[b0000chips]", results, "no button 'b0000chips' on this page")
 
 
 def test_step_limit_ends_with_reward_zero():

@@ -101,7 +101,7 @@ class Session:
     asin: str | None = None
     options: dict[str, str] = field(default_factory=dict)
     actions: list[str] = field(default_factory=list)
-    trace: list[tuple[str, str]] = field(default_factory=list)  # (action, what it showed: page or error)
+    trace: list[tuple[str, str, str | None]] = field(default_factory=list)  # (action, page after it, error)
     n_invalid: int = 0
     memo: dict = field(default_factory=dict)  # a policy's own per-episode state
     done: bool = False
@@ -202,7 +202,7 @@ class Session:
         error = self._apply(action)
         if error is not None:
             self.n_invalid += 1
-        self.trace.append((action, self.observation if error is None else f"Invalid action! {error}"))
+        self.trace.append((action, self.observation, error))
         if not self.done and self.steps >= self.shop.step_limit:
             self.done, self.ended = True, "step limit"
         return Step(self.observation, self.reward if self.page == "done" else 0.0, self.done, error is None, error)

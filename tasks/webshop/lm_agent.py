@@ -8,12 +8,13 @@ prompt, in ReAct's ``Action:``/``Observation:`` layout::
 
     Observation: <the page before the last `history` actions>
     Action: <action>
-    Observation: <the page it led to, or "Invalid action! <why>">
+    Observation: <the page it led to, or "Invalid action! <why>" (the page is unchanged)>
     ...
     Available actions: click[back to search], click[next >], click[b0...]
     Action:
 
-Generation stops at a newline (``max_new_tokens`` at most). The action is the first
+The page the agent is on is always in the prompt: it is the first observation or that of the
+last valid action shown. Generation stops at a newline (``max_new_tokens`` at most). The action is the first
 ``search[...]`` or ``click[...]`` in the completion; a completion without one is passed on as it
 is and the environment answers it as an invalid action (it counts as a step).
 """
@@ -44,8 +45,8 @@ def prompt(session: Session, history: int) -> str:
     start = max(0, len(trace) - history)
     before = session.first_observation if start == 0 else trace[start - 1][1]
     lines = [HEADER, "", f"Observation: {before}"]
-    for action, shown in trace[start:]:
-        lines += [f"Action: {action}", f"Observation: {shown}"]
+    for action, page, error in trace[start:]:
+        lines += [f"Action: {action}", f"Observation: {page if error is None else 'Invalid action! ' + error}"]
     lines += [f"Available actions: {', '.join(session.action_list())}", "Action:"]
     return "\n".join(lines)
 

@@ -112,9 +112,10 @@ def _shop_parts(data_dir: str | None, seed: int) -> tuple[Catalogue, SearchEngin
 
         catalogue = generated_catalogue(seed)
     else:
-        from evobench.tasks.webshop.data import load_catalogue
+        from evobench.tasks.webshop.data import find_files, load_catalogue
         from evobench.tasks.webshop.reward import SpacyNouns
 
+        find_files(data_dir)  # the files first: their absence is the likelier problem
         nouns = SpacyNouns()
         nouns.check()
         catalogue = load_catalogue(data_dir, nouns, seed)
