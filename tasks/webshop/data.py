@@ -145,7 +145,10 @@ def human_goals(products: list[Product], instructions: Any, where: str, rng: ran
         raise DataFormatError(f"{where}: expected a JSON object keyed by ASIN")
     goals = []
     for p in products:
-        for j, ins in enumerate(instructions.get(p.asin, [])):
+        entries = instructions.get(p.asin, [])
+        if not isinstance(entries, list):
+            raise DataFormatError(f"{where}: {p.asin}: expected a list of instructions, got {type(entries).__name__}")
+        for j, ins in enumerate(entries):
             row = f"{p.asin}[{j}]"
             if not isinstance(ins, Mapping):
                 raise DataFormatError(f"{where}: row {row}: expected an object")
