@@ -201,3 +201,14 @@ def test_run_episodes_steps_all_running_episodes_together(shop):
     sessions = run_episodes(WebShop(shop.catalogue, step_limit=5, engine=shop.engine), goals, Scripted())
     assert calls == [[0, 1], [0, 1], [0, 1], [1], [1]]
     assert [s.reward for s in sessions] == [1.0, 0.0] and [s.ended for s in sessions] == ["buy", "step limit"]
+
+
+def test_search_cache_is_bounded(shop, monkeypatch):
+    import evobench.tasks.webshop.env as env
+
+    fresh = WebShop(shop.catalogue, engine=shop.engine)
+    monkeypatch.setattr(env, "SEARCH_CACHE", 2)
+    for q in ("widget", "chips", "potato"):
+        fresh.search(q)
+    assert list(fresh._searches) == ["chips", "potato"]
+    assert [p.asin for p in fresh.search("widget")][:2] == ["B00000W000", "B00000W001"]

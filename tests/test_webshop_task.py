@@ -82,6 +82,7 @@ def test_tiny_lm_agent_runs_episodes_end_to_end(tiny_dir):
         assert (rec["purchased"] is None) == (rec["ended"] == "step limit")
     total_invalid = sum(rec["n_invalid"] for rec in r.predictions)
     assert r.metrics["invalid_rate"] == pytest.approx(total_invalid / sum(rec["steps"] for rec in r.predictions))
+    assert len(problem.task.engine.tokens) == 0  # no prompt kept from one candidate to the next
     lines = records_jsonl(problem.task, TEST, r).splitlines()
     first = json.loads(lines[0])
     goal = problem.task.splits[TEST][0]

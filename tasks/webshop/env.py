@@ -41,6 +41,7 @@ from evobench.tasks.webshop.search import SearchEngine
 
 PRODUCT_WINDOW = 10  # products per results page
 STEP_LIMIT = 15
+SEARCH_CACHE = 10_000  # queries whose results a shop keeps
 SEP = " [SEP] "
 BACK_TO_SEARCH, NEXT_PAGE, PREV_PAGE, BUY_NOW = "back to search", "next >", "< prev", "buy now"
 SUB_PAGES = {"description": "Description", "features": "Features", "reviews": "Reviews"}
@@ -66,10 +67,14 @@ class WebShop:
         self._searches: dict[str, list[int]] = {}
 
     def search(self, query: str) -> list[Product]:
-        """The products a query finds (at most 50, best first); cached per query."""
-        if query not in self._searches:
-            self._searches[query] = self.engine.search(query)
-        return [self.products[i] for i in self._searches[query]]
+        """The products a query finds (at most 50, best first); the last SEARCH_CACHE queries are cached."""
+        hits = self._searches.get(query)
+        if hits is None:
+            hits = self.engine.search(query)
+            if len(self._searches) >= SEARCH_CACHE:
+                del self._searches[next(iter(self._searches))]  # the oldest query
+            self._searches[query] = hits
+        return [self.products[i] for i in hits]
 
     def session(self, goal: Goal, index: int = 0) -> Session:
         """A new episode for ``goal`` on the search page (``index``: its place in a batch)."""

@@ -8,7 +8,9 @@
   spaCy's ``en_core_web_sm``, which must be installed. ``limit_search``/``limit_test`` keep the first
   n goals of a split.
 - **Episodes**: one per goal, all played in step by :class:`~evobench.tasks.webshop.lm_agent.LMAgent`
-  (one batched generation per round), at most ``step_limit`` actions (15).
+  (one batched generation per round), at most ``step_limit`` actions (15). The engine's tokenisation
+  cache is emptied after each evaluation: the prompts after the first round depend on the model, so
+  kept they would grow with every candidate of a search.
 - **Scores**: the per-goal reward (0–1) is the per-example score; primary metric ``score`` = mean
   reward (tables show it × 100: the paper's WebShop score), ``success_rate`` = share of rewards equal
   to 1, ``invalid_rate`` = share of actions that were invalid.
@@ -69,7 +71,10 @@ class WebShopTask(Task):
     def evaluate(self, model, split: str, limit: int | None = None) -> TaskResult:
         check_split(self.name, split, list(self.splits))
         goals = head(self.splits[split], limit)
-        sessions = run_episodes(self.shop, goals, LMAgent(self.engine, model, self.max_new_tokens, self.history))
+        try:
+            sessions = run_episodes(self.shop, goals, LMAgent(self.engine, model, self.max_new_tokens, self.history))
+        finally:  # prompts after the first depend on the model: a search would cache new ones without end
+            self.engine.tokens.clear()
         scores = np.array([s.reward for s in sessions], dtype=np.float64)
         score = self.aggregate(scores)
         n_actions = sum(s.steps for s in sessions)
