@@ -133,6 +133,8 @@ _BUILTIN = {
         "ja-vg-vqa-500": "evobench.tasks.ja_vqa:ja_vg_vqa_500",
         "ja-vlm-bench-itw": "evobench.tasks.ja_vqa:ja_vlm_bench_itw",
         "image-prompt": "evobench.tasks.image_prompt:image_prompt",
+        "webshop": "evobench.tasks.webshop.task:webshop",
+        "mean-of": "evobench.tasks.mean_of:mean_of",
     },
     BASELINES: {
         "random-search": "evobench.baselines.random_search:RandomSearch",

@@ -1,0 +1,70 @@
+"""A language model as a WebShop agent: a ReAct-style prompt, greedy generation, the action parsed.
+
+Each round, every running episode gets one prompt and all prompts go to the scoring engine in one
+call (:class:`evobench.scoring.LMEngine` sorts and batches them), so episodes advance in step. The
+prompt, in ReAct's ``Action:``/``Observation:`` layout::
+
+    <HEADER>
+
+    Observation: <the page before the last `history` actions>
+    Action: <action>
+    Observation: <the page it led to, or "Invalid action! <why>" (the page is unchanged)>
+    ...
+    Available actions: click[back to search], click[next >], click[b0...]
+    Action:
+
+The page the agent is on is always in the prompt: it is the first observation or that of the
+last valid action shown. Generation stops at a newline (``max_new_tokens`` at most). The action is the first
+``search[...]`` or ``click[...]`` in the completion; a completion without one is passed on as it
+is and the environment answers it as an invalid action (it counts as a step).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from evobench.tasks.webshop.env import Session
+
+HEADER = ("You are shopping on WebShop for the instruction below. Answer each observation with one action: "
+          "search[keywords] on the search page, or click[button] with a button from the available actions. "
+          "Buy the item with click[buy now].")
+STOP = ("\n",)
+_IN_TEXT = re.compile(r"(search|click)\[([^\[\]\n]*)\]")
+
+
+def extract_action(completion: str) -> str:
+    """The first ``search[...]``/``click[...]`` in ``completion``, else the completion stripped."""
+    m = _IN_TEXT.search(completion)
+    return f"{m.group(1)}[{m.group(2)}]" if m else completion.strip()
+
+
+def prompt(session: Session, history: int) -> str:
+    """The ReAct-style prompt of a running episode, with its last ``history`` actions."""
+    trace = session.trace
+    start = max(0, len(trace) - history)
+    before = session.first_observation if start == 0 else trace[start - 1][1]
+    lines = [HEADER, "", f"Observation: {before}"]
+    for action, page, error in trace[start:]:
+        lines += [f"Action: {action}", f"Observation: {page if error is None else 'Invalid action! ' + error}"]
+    lines += [f"Available actions: {', '.join(session.action_list())}", "Action:"]
+    return "\n".join(lines)
+
+
+class LMAgent:
+    """Acts with ``model`` through ``engine``; keeps each episode's completions in ``session.memo``."""
+
+    def __init__(self, engine, model, max_new_tokens: int = 32, history: int = 3) -> None:
+        self.engine, self.model = engine, model
+        self.max_new_tokens, self.history = int(max_new_tokens), int(history)
+
+    def actions(self, sessions: Sequence[Session]) -> list[str]:
+        from evobench.scoring import GenerateRequest
+
+        requests = [GenerateRequest(prompt(s, self.history), STOP, self.max_new_tokens) for s in sessions]
+        generations = self.engine.generate(self.model, requests)
+        out = []
+        for s, g in zip(sessions, generations, strict=True):
+            s.memo.setdefault("completions", []).append(g.text)
+            out.append(extract_action(g.text))
+        return out

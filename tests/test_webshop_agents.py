@@ -1,0 +1,120 @@
+"""WebShop agents: the oracle scores 100 and the random agent near 0 on webshop-mini; the LM agent's
+prompt, action parsing and step-synchronous batches."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+pytest.importorskip("bm25s")
+pytest.importorskip("rapidfuzz")
+
+from evobench.scoring import Generation  # noqa: E402
+from evobench.tasks.webshop.agents import OracleAgent, RandomAgent  # noqa: E402
+from evobench.tasks.webshop.env import WebShop, run_episodes  # noqa: E402
+from evobench.tasks.webshop.generated import generated_catalogue  # noqa: E402
+from evobench.tasks.webshop.lm_agent import HEADER, LMAgent, extract_action, prompt  # noqa: E402
+from tests.webshop_helpers import catalogue, goal, product  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def mini():
+    return WebShop(generated_catalogue(0))
+
+
+def test_oracle_scores_100_on_webshop_mini(mini):
+    sessions = run_episodes(mini, mini.catalogue.goals, OracleAgent())
+    rewards = np.array([s.reward for s in sessions])
+    assert rewards.size == 196 and np.all(rewards == 1.0)  # score 100, success rate 1
+    assert all(s.ended == "buy" and s.n_invalid == 0 and s.steps <= 6 for s in sessions)
+
+
+def test_random_agent_scores_near_0_on_webshop_mini(mini):
+    means = []
+    for seed in (0, 1):
+        sessions = run_episodes(mini, mini.catalogue.goals, RandomAgent(seed))
+        means.append(np.mean([s.reward for s in sessions]))
+        assert sum(s.reward == 1.0 for s in sessions) <= 1
+        assert all(s.n_invalid == 0 for s in sessions)  # it only takes available actions
+    assert max(means) < 0.03  # score below 3 (measured: 0.7 and 0.9)
+    again = run_episodes(mini, mini.catalogue.goals[:20], RandomAgent(0))
+    first = run_episodes(mini, mini.catalogue.goals[:20], RandomAgent(0))
+    assert [s.actions for s in again] == [s.actions for s in first]
+
+
+def test_oracle_opens_the_first_result_when_the_search_misses_the_target():
+    chips = product(asin="B0000CHIPS", title="Crunchwell Potato Chips")
+    other = product(asin="B000OTHER1", title="Crunchwell Chips Potato Bag", query="chips")
+    shop = WebShop(catalogue([chips, other], [goal(asin="B0000CHIPS")]))
+    shop._searches["crunchwell potato chips"] = [1]  # a search that does not find the target
+    [s] = run_episodes(shop, shop.catalogue.goals, OracleAgent())
+    assert s.actions == ["search[crunchwell potato chips]", "click[b000other1]", "click[buy now]"]
+    assert s.asin == "B000OTHER1"
+
+
+# ---- the LM agent ----------------------------------------------------------------------------------
+
+
+def test_extract_action():
+    assert extract_action(" click[Buy Now] because it fits") == "click[Buy Now]"
+    assert extract_action("Thought: chips. search[gluten free chips]") == "search[gluten free chips]"
+    assert extract_action("  I would buy it ") == "I would buy it"
+    assert extract_action("click[]") == "click[]"
+
+
+def test_prompt_layout():
+    shop = WebShop(catalogue([product()], [goal(instruction_text="i need chips")]))
+    s = shop.session(shop.catalogue.goals[0])
+    start = "WebShop [SEP] Instruction: [SEP] i need chips [SEP] Search"
+    assert prompt(s, 3) == f"{HEADER}\n\nObservation: {start}\nAvailable actions: search[<query>]\nAction:"
+    s.step("search[chips]")
+    s.step("click[oops]")
+    results = ("Instruction: [SEP] i need chips [SEP] Back to Search [SEP] Page 1 (Total results: 1) [SEP] Next > "
+               "[SEP] B000000001 [SEP] Crunchwell Potato Chips [SEP] $10.0")
+    assert prompt(s, 1) == (f"{HEADER}\n\nObservation: {results}\nAction: click[oops]\n"
+                            "Observation: Invalid action! no button 'oops' on this page\n"
+                            "Available actions: click[back to search], click[next >], click[b000000001]\nAction:")
+    assert prompt(s, 0).endswith(f"Observation: {results}\nAvailable actions: click[back to search], "
+                                 "click[next >], click[b000000001]\nAction:")
+
+
+class TextPolicyEngine:
+    """A stand-in LM that reads only its prompts: it searches the instruction, opens the first result and
+    buys; for an instruction about widgets it answers with no action at all."""
+
+    def __init__(self):
+        self.batches: list[int] = []
+
+    def generate(self, model, requests):
+        self.batches.append(len(requests))
+        out = []
+        for r in requests:
+            available = r.prompt.rsplit("Available actions: ", 1)[1]
+            instruction = re.findall(r"Instruction: \[SEP\] (.*?) \[SEP\]", r.prompt)[-1]
+            if "widget" in instruction:
+                text = " let me think"
+            elif available.startswith("search["):
+                text = f" search[{instruction}]"
+            elif "click[buy now]" in available:
+                text = " click[Buy Now]"
+            else:
+                text = " " + re.findall(r"click\[b0[^\]]*\]", available)[0].upper().replace("CLICK", "click")
+            out.append(Generation(text, 10, 5, "stop", "\n"))
+        return out
+
+
+def test_lm_agent_plays_batched_episodes_from_its_prompts():
+    chips = product(asin="B0000CHIPS", title="Crunchwell Potato Chips", bullet_points=("Gluten free",))
+    widget = product(asin="B0000WIDGT", title="Widget", query="widget")
+    goals = [goal(asin="B0000CHIPS", instruction_text="i need gluten free potato chips"),
+             goal(asin="B0000WIDGT", name="Widget", query="widget", instruction_text="a widget please")]
+    shop = WebShop(catalogue([chips, widget], goals), step_limit=4)
+    engine = TextPolicyEngine()
+    sessions = run_episodes(shop, goals, LMAgent(engine, model=None, max_new_tokens=8, history=2))
+    assert engine.batches == [2, 2, 2, 1]  # one call per round for the episodes still running
+    s, w = sessions
+    assert s.actions == ["search[i need gluten free potato chips]", "click[B0000CHIPS]", "click[Buy Now]"]
+    assert s.reward == 1.0 and s.memo["completions"][1] == " click[B0000CHIPS]"  # gluten free in the bullets
+    assert w.actions == ["let me think"] * 4 and w.n_invalid == 4 and w.ended == "step limit" and w.reward == 0.0
