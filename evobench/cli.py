@@ -177,12 +177,15 @@ def _eval(args: argparse.Namespace) -> int:
         raise ConfigError(TASKS.unknown_message(unknown[0]))
     options = parse_options(args.option, tasks)
     _, tracker = _tracker(args, args.tracking_uri, args.experiment)
-    folder, res = run_eval(args.model, tasks, args.out, split=args.split, limit=args.limit, device=args.device,
-                           name=args.name, tracker=tracker, batch_size=args.batch_size, options=options)
-    for t, r in res["tasks"].items():
+
+    def show(t: str, r: dict) -> None:  # as soon as the task is scored: language models take minutes
         score = "—" if r["score"] is None else f"{100 * r['score']:.2f}"
         extra = ", ".join(f"{k} {100 * v:.2f}" for k, v in r["metrics"].items() if v is not None and k != r["primary_metric"])
-        print(f"{t:<28}{r['primary_metric']} {score}  ({r['examples']} examples{'; ' + extra if extra else ''})")
+        print(f"{t:<28}{r['primary_metric']} {score}  ({r['examples']} examples{'; ' + extra if extra else ''}; "
+              f"{r['wall_time_s']:.0f} s)", flush=True)
+
+    folder, _ = run_eval(args.model, tasks, args.out, split=args.split, limit=args.limit, device=args.device,
+                         name=args.name, tracker=tracker, batch_size=args.batch_size, options=options, on_task=show)
     print(f"results: {folder}")
     return 0
 

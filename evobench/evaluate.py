@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,9 +139,11 @@ def records(result: TaskResult, ids: list[str] | None = None) -> list[dict[str, 
 
 def run_eval(model: str, tasks: list[str], out: str, split: str = TEST, limit: int | None = None,
              device: str = "auto", name: str | None = None, tracker=None, batch_size: int | None = None,
-             options: dict[str, dict[str, Any]] | None = None) -> tuple[Path, dict[str, Any]]:
+             options: dict[str, dict[str, Any]] | None = None, on_task: Callable[[str, dict], None] | None = None
+             ) -> tuple[Path, dict[str, Any]]:
     """Score ``model`` on each task's ``split`` (first ``limit`` examples); returns the folder and results.
-    ``options`` maps a task to more keyword arguments of its factory (see :func:`parse_options`)."""
+    ``options`` maps a task to more keyword arguments of its factory (see :func:`parse_options`);
+    ``on_task(task, result)`` is called as each task is scored (e.g. to show it at once)."""
     from evobench.rundir import check_writable, claim
 
     if split not in (SEARCH, TEST):
@@ -175,6 +178,8 @@ def run_eval(model: str, tasks: list[str], out: str, split: str = TEST, limit: i
                                                "options": dict(options.get(t) or {}),
                                                "wall_time_s": time.perf_counter() - t0,
                                                "data_hash": problem.task.data_hash()})
+            if on_task is not None:
+                on_task(t, results["tasks"][t])
         write_json(folder / "results.json", results)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # nothing half-written

@@ -119,3 +119,15 @@ def test_eval_of_a_language_model_on_released_files(tmp_path, capsys):
     jcqa = [json.loads(x) for x in (res_dir / "records" / "jp-lmeh-jcqa.jsonl").read_text().splitlines()]
     assert [r["logprobs"] for r in jcqa] == [r["logprobs"] for r in direct.predictions]
     assert [r["prediction"] for r in jcqa] == [r["prediction"] for r in direct.predictions]
+
+
+def test_eval_shows_each_task_as_it_is_scored(saved_run, tmp_path, capsys):
+    """A task's line is printed when it is scored, before later tasks run (here the second one fails:
+    the first one's score was already shown, and no results folder is left)."""
+    folder, run = saved_run
+    code = cli.main(["eval", str(folder / "best_model.safetensors"), "--tasks",
+                     "digits-specialists,digits-specialists-blocks", "--no-tracking", "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 2 and "not a" in captured.err
+    assert captured.out.startswith("digits-specialists") and f"accuracy {100 * run.test_score:.2f}" in captured.out
+    assert "results:" not in captured.out and not any(tmp_path.glob("eval-*"))
