@@ -32,6 +32,14 @@ class CallOrderError(RuntimeError):
     pass
 
 
+def _is_prefix_view(x: np.ndarray, pending: np.ndarray) -> bool:
+    """Whether ``x`` is the asked (read-only) batch itself or a leading slice of it, as the runner
+    passes it back: then its genes are the asked ones without comparing them."""
+    return x is pending or (x.base is pending and not x.flags.writeable and x.ndim == 2
+                            and x.shape[0] <= pending.shape[0] and x.shape[1:] == pending.shape[1:]
+                            and x.strides == pending.strides and x.ctypes.data == pending.ctypes.data)
+
+
 class Baseline(ABC):
     name: ClassVar[str] = ""
     # Space kinds this baseline can search, in order of preference ("ps", "dfs", "ps+dfs", "params").
@@ -93,8 +101,12 @@ class Baseline(ABC):
         x = self.space.check(self._ask())
         if self._bounded and (np.any(x < self.space.lower - 1e-12) or np.any(x > self.space.upper + 1e-12)):
             raise RuntimeError(f"{self.name}: asked genomes outside the space's bounds")
+        # the caller gets the asked genomes read-only (no copy): tell() then recognises them by
+        # identity instead of comparing every gene, and nobody can change them in between
+        x = np.array(x, dtype=float, order="C")  # one copy: a baseline may reuse its own buffers
+        x.flags.writeable = False
         self._pending = x
-        return x.copy()
+        return x
 
     def tell(self, x: np.ndarray, ev: Evaluation) -> None:
         """Tell the scores of the asked batch. At the end of a budget the runner may tell only a
@@ -104,7 +116,8 @@ class Baseline(ABC):
             raise CallOrderError(f"{self.name}: tell() without a pending ask()")
         x = self.space.check(x)
         k = x.shape[0]
-        if len(ev) != k or k > self._pending.shape[0] or not np.array_equal(x, self._pending[:k]):
+        if len(ev) != k or k > self._pending.shape[0] or not (_is_prefix_view(x, self._pending)
+                                                               or np.array_equal(x, self._pending[:k])):
             raise CallOrderError(f"{self.name}: tell() must get the asked genomes (or a prefix) with one score each")
         partial = k < self._pending.shape[0]
         self._pending = None

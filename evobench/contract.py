@@ -177,8 +177,18 @@ class BaselineContract:
             x = b.ask()
             with pytest.raises(CallOrderError):
                 b.ask()
+            assert not x.flags.writeable, f"{space.kind}: asked genomes must be read-only"
+            with pytest.raises(ValueError, match="read-only"):
+                x[0, 0] = 1.0
+            changed = x.copy()
+            changed[0, 0] += 1.0
+            with pytest.raises(CallOrderError):
+                b.tell(changed, toy_evaluation(changed))
             b.tell(x, toy_evaluation(x))  # still usable after the refused calls
             assert b.n_told == x.shape[0]
+            x = b.ask()
+            b.tell(x[:1], toy_evaluation(x[:1]))  # a prefix, as the runner tells at the end of a budget
+            assert b.n_told == x.shape[0] + 1
 
     def test_failed_candidates(self, baseline_factory):
         for cls, config, space in self._cases(baseline_factory):

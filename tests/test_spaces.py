@@ -84,6 +84,27 @@ def test_param_space_roundtrip_and_scores(spec, x_search):
         torch.testing.assert_close(logits(built, x_search), logits(ref, x_search), rtol=0, atol=0)
 
 
+def test_param_space_build_reuses_one_buffer_with_the_float32_cast(spec):
+    """A build writes the genome, rounded to float32 exactly as state() does, into the space's one
+    buffer: the next build overwrites the previous model (one merged model alive at once), while
+    state_dict() stays a copy to keep."""
+    space = make_space("params", spec)
+    rng = np.random.default_rng(3)
+    g1, g2 = rng.standard_normal((2, space.dim)) * 0.1
+    kept = space.state_dict(g1)
+    m1 = space.build(g1)
+    w1 = m1.w1.clone()
+    assert torch.equal(w1, kept["fc1.weight"])
+    assert w1.dtype == torch.float32
+    np.testing.assert_array_equal(w1.numpy().ravel(), g1[:64 * 256].astype(np.float32))
+    m2 = space.build(g2)
+    assert m2.w1.data_ptr() == m1.w1.data_ptr()  # the same buffer ...
+    assert torch.equal(m1.w1, space.state(g2)["fc1.weight"])  # ... so the first model now holds g2
+    assert torch.equal(kept["fc1.weight"], w1)  # the kept state dict is untouched
+    with pytest.raises(ValueError, match="19210 genes"):
+        space.build(g1[:10])
+
+
 def test_param_space_is_unbounded(spec):
     space = make_space("params", spec)
     assert np.all(space.lower == -np.inf) and np.all(space.upper == np.inf)

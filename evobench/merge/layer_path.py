@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from itertools import pairwise
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from evobench.errors import CandidateError
@@ -30,6 +31,13 @@ class LayerPath(NamedTuple):
 
     path: list[tuple[int, int]]
     scales: list[float]
+
+
+def _float64(a) -> torch.Tensor:
+    """``a`` as a float64 tensor; numpy input is copied (an asked genome is read-only)."""
+    if isinstance(a, torch.Tensor):
+        return a.to(torch.float64)
+    return torch.from_numpy(np.array(a, dtype=np.float64))
 
 
 def global_layer(layers_per_model: Sequence[int], g: int) -> tuple[int, int]:
@@ -62,11 +70,11 @@ def layer_path(layers_per_model: Sequence[int], repeats: int, indicator: Sequenc
     if int(repeats) != repeats or repeats < 1:
         raise ValueError(f"layer_path: repeats must be an integer >= 1, got {repeats!r}")
     m_total = sum(lengths)
-    genes = torch.as_tensor(indicator, dtype=torch.float64).reshape(-1)
+    genes = _float64(indicator).reshape(-1)
     if genes.numel() != m_total * int(repeats):
         raise ValueError(f"layer_path: indicator has {genes.numel()} genes, expected M * r = "
                          f"{m_total} * {int(repeats)} = {m_total * int(repeats)}")
-    w = torch.as_tensor(scales, dtype=torch.float64)
+    w = _float64(scales)
     if w.numel() != m_total * m_total or w.dim() not in (1, 2) or (w.dim() == 2 and w.shape[0] != m_total):
         raise ValueError(f"layer_path: scales must be an M x M matrix with M = {m_total}, "
                          f"got shape {tuple(w.shape)}")

@@ -38,7 +38,10 @@ class MergeSpace(ABC):
 
     @abstractmethod
     def build(self, x: np.ndarray) -> Any:
-        """Genome -> runnable model, in memory. Deterministic: same genome, same model."""
+        """Genome -> runnable model, in memory. Deterministic: same genome, same model. The model
+        may live in buffers the next ``build`` of this space reuses (one merged model alive at once,
+        as the runner builds and scores candidates one at a time): score it before building another,
+        or keep ``state_dict(x)``."""
 
     def state_dict(self, x: np.ndarray) -> dict[str, Any] | None:
         """The weights of genome ``x``'s model as a state dict, or None when the model is not one

@@ -24,6 +24,8 @@ class ParamSpace(MergeSpace):
         self.pool, self.family = pool, pool.family
         n = self.family.n_params
         super().__init__(n, np.full(n, -np.inf), np.full(n, np.inf))
+        self._buffer: np.ndarray | None = None  # the float32 weights of the last built model
+        self._views: dict[str, torch.Tensor] = {}
 
     def _flat(self, state) -> np.ndarray:
         return self.family.flatten(state).detach().to(torch.float64).numpy()
@@ -50,7 +52,17 @@ class ParamSpace(MergeSpace):
         return self.family.unflatten(torch.from_numpy(np.asarray(x, dtype=np.float32)))
 
     def build(self, x: np.ndarray):
-        return self.family.build(self.state(x))
+        """The model of genome ``x``, its weights in one float32 buffer of the space, reused by the
+        next ``build`` (candidates are built and scored one at a time; ``state_dict`` gives a copy to
+        keep). The same floats as ``state(x)``: the float64 -> float32 cast rounds alike."""
+        if self._buffer is None:
+            self._buffer = np.empty(self.dim, dtype=np.float32)
+            self._views = self.family.unflatten(torch.from_numpy(self._buffer))
+        x = np.asarray(x)
+        if x.shape != self._buffer.shape:
+            raise ValueError(f"params space of {self.family.name!r}: a genome has {self.dim} genes, got shape {x.shape}")
+        np.copyto(self._buffer, x, casting="same_kind")
+        return self.family.build(self._views)
 
     def state_dict(self, x: np.ndarray) -> dict[str, torch.Tensor]:
         return self.state(x)
