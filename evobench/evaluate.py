@@ -33,6 +33,7 @@ from evobench.jsonio import nan_to_none, write_json, write_text
 from evobench.problem import factory_accepts
 from evobench.records import example_ids, jsonl, records
 from evobench.registry import TASKS
+from evobench.scoring.progress import progress
 from evobench.task import SEARCH, TEST
 
 
@@ -141,7 +142,8 @@ def run_eval(model: str, tasks: list[str], out: str, split: str = TEST, limit: i
         for t in tasks:
             problem, runnable = load_model_for(t, model, device, batch_size, options.get(t))
             t0 = time.perf_counter()
-            r = problem.task.evaluate(runnable, split, limit)
+            with progress(t):  # a bar per batch of requests, for tasks scored by the LM engine
+                r = problem.task.evaluate(runnable, split, limit)
             recs = records(r, example_ids(problem.task, split, len(r.scores)))
             write_text(folder / "records" / f"{t}.jsonl", jsonl(recs))
             results["tasks"][t] = nan_to_none({"primary_metric": problem.task.primary_metric, "score": r.primary,

@@ -310,3 +310,21 @@ def test_requests_validate_and_records_are_json(tok, model):
     lrec = record(lreq, LMEngine(tok).loglikelihood(model, [lreq])[0])
     n = len(tok.encode("Tom has 3")) - len(tok.encode("Tom has"))
     assert json.loads(json.dumps([rec, lrec]))[1]["n_tokens"] == n and lrec["kind"] == "loglikelihood"
+
+
+def test_progress_bar_only_inside_a_progress_block(tok, model, capsys):
+    """evobench eval shows a bar per batch of requests; a search (no block) shows none."""
+    from evobench.scoring.progress import progress
+
+    engine = LMEngine(tok, batch_size=2)
+    reqs = [LoglikelihoodRequest(f"a{i}", " b") for i in range(5)]
+    engine.loglikelihood(model, reqs)
+    assert capsys.readouterr().err == ""
+    with progress("jp-lmeh-jcqa"):
+        engine.loglikelihood(model, reqs)
+        engine.generate(model, [GenerateRequest("a", max_new_tokens=2)])
+    err = capsys.readouterr().err
+    assert "jp-lmeh-jcqa: log-likelihood" in err and "0/5 [" in err  # 5 requests
+    assert "jp-lmeh-jcqa: generate" in err and "0/1 [" in err
+    engine.loglikelihood(model, reqs)
+    assert capsys.readouterr().err == ""  # the block is over

@@ -34,6 +34,7 @@ import torch
 
 from evobench.scoring.decode import greedy_batch, loglikelihood_batch
 from evobench.scoring.generate import generate_batch
+from evobench.scoring.progress import bar as _bar
 from evobench.scoring.requests import GenerateRequest, Generation, Loglikelihood, LoglikelihoodRequest
 from evobench.scoring.tokens import Tokenization
 from evobench.scoring.vision import VisionInputs
@@ -146,6 +147,7 @@ class LMEngine:
         """The engine's greedy loop over the requests ``which`` (sorted by length, batched)."""
         if not which:
             return
+        bar = _bar(len(which), "generate")
         for part in self._batches([(-len(prompts[i]), prompts[i]) for i in which]):
             batch = [which[j] for j in part]
             rows = greedy_batch(model, [prompts[i] for i in batch], [unique[i].max_new_tokens for i in batch],
@@ -154,6 +156,8 @@ class LMEngine:
             self.forward_passes += max(len(g.new_tokens) for g in rows)
             for i, g in zip(batch, rows, strict=True):
                 out[i] = Generation(g.text, len(prompts[i]), len(g.new_tokens), g.stopped_by, g.stop, g.new_tokens)
+            bar.update(len(batch))
+        bar.close()
 
     def _search(self, model, unique, prompts, which: list[int], device, out: list) -> None:
         """``model.generate`` over the requests ``which``: grouped by decoding settings, then sorted by
@@ -163,6 +167,7 @@ class LMEngine:
             r = unique[i]
             groups.setdefault((r.num_beams, r.repetition_penalty, r.max_new_tokens, bool(r.images)), []).append(i)
         dtype = getattr(model, "dtype", None)
+        bar = _bar(len(which), "generate")
         for (beams, penalty, budget, _), members in sorted(groups.items()):
             for part in self._batches([(-len(prompts[i]), prompts[i]) for i in members]):
                 batch = [members[j] for j in part]
@@ -176,6 +181,8 @@ class LMEngine:
                 for i, g in zip(batch, rows, strict=True):
                     out[i] = Generation(g.text, len(prompts[i]), len(g.new_tokens), g.stopped_by, g.stop,
                                         g.new_tokens)
+                bar.update(len(batch))
+        bar.close()
 
     def loglikelihood(self, model, requests: Sequence[LoglikelihoodRequest]) -> list[Loglikelihood]:
         """Log-likelihoods of each request's continuation given its context, in the requests' order."""
@@ -186,6 +193,7 @@ class LMEngine:
         pairs = [self.tokens.pair(r) for r in unique]
         device = self._device(model)
         out: list[Loglikelihood | None] = [None] * len(unique)
+        bar = _bar(len(unique), "log-likelihood")
         with torch.inference_mode():
             for batch in self._batches([(-len(c) - len(x), c + x) for c, x in pairs]):
                 rows = loglikelihood_batch(model, [pairs[i] for i in batch], max_length=max_length,
@@ -193,6 +201,8 @@ class LMEngine:
                 self.forward_passes += 1
                 for i, (logprob, greedy) in zip(batch, rows, strict=True):
                     out[i] = Loglikelihood(logprob, greedy, len(pairs[i][1]))
+                bar.update(len(batch))
+        bar.close()
         return [out[i] for i in index]
 
     def _decode(self, ids: list[int]) -> str:
