@@ -211,21 +211,25 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                     tags={"git_sha": sha, "seed": str(seed), **prov})
                 run_status = "FAILED"
                 save_state = rundir is not None and cfg.save_best_model
-                grid_row = seed == cfg.seeds[0] and pair.problem.name in comp.images
-                answer_row = seed == cfg.seeds[0] and pair.problem.name in comp.answers
+                # the first seed's recommended model (any space, layer paths too) in the image grid
+                # and the answer table: shown as the runner built it for scoring
+                shown: dict[str, Any] = {}
+                show = None
+                if seed == cfg.seeds[0] and (pair.problem.name in comp.images or pair.problem.name in comp.answers):
+                    def show(model, problem=pair.problem, shown=shown):
+                        if problem.name in comp.images:
+                            shown["images"] = model_images(problem, model)
+                        if problem.name in comp.answers:
+                            shown["answers"] = model_answers(problem, model)
                 try:
                     res = run_one(pair.problem, cls(bcfg), space, cfg.budget, seed, label=pair.spec.display,
-                                  on_step=bar.update, keep_state=save_state or grid_row or answer_row,
+                                  on_step=bar.update, keep_state=save_state,
                                   report={r.name: r.task for r in pair.reports},
-                                  keep_search_scores=rundir is not None and cfg.save_search_scores)
-                    if grid_row and res.best_state is not None:
-                        comp.images[pair.problem.name]["rows"].append((pair.spec.display, model_images(
-                            pair.problem, pair.problem.pool.family.build(res.best_state))))
-                    if answer_row and res.best_state is not None:
-                        add_answers(comp.answers[pair.problem.name], pair.spec.display, model_answers(
-                            pair.problem, pair.problem.pool.family.build(res.best_state)))
-                    if not save_state:
-                        res.best_state = None
+                                  keep_search_scores=rundir is not None and cfg.save_search_scores, on_model=show)
+                    if "images" in shown:
+                        comp.images[pair.problem.name]["rows"].append((pair.spec.display, shown["images"]))
+                    if "answers" in shown:
+                        add_answers(comp.answers[pair.problem.name], pair.spec.display, shown["answers"])
                     if rundir is not None:
                         _save_run(rundir, res, prov, pair)
                     _log_run(tracker, res)

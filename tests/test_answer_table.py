@@ -20,7 +20,7 @@ from evobench.lmdata.images import ImageInput
 from evobench.problem import Problem
 from evobench.registry import TASKS
 from evobench.task import TEST
-from evobench.tasks.digits import DigitsTask, specialists_shared
+from evobench.tasks.digits import DigitsTask, specialists_blocks
 from evobench.tracking import Tracker
 
 PIL = pytest.importorskip("PIL.Image")
@@ -50,9 +50,15 @@ class AnsweringDigits(DigitsTask):
                         "answer": WORDS[int(p)], "score": float(p == yi)})
         return out
 
+    def images(self, model, split, limit=None):
+        """The test digits themselves (for the image grid), whatever the model."""
+        x = self.data[split][0][:limit]
+        return [PIL.open(io.BytesIO(digit_png(xi))).convert("RGB") for xi in x.numpy()]
+
 
 def answering_digits() -> Problem:
-    p = specialists_shared()
+    """Block-stacked digit specialists (layer paths can be searched) with the answers hook."""
+    p = specialists_blocks()
     return Problem("answering-digits", AnsweringDigits(), p.pool)
 
 
@@ -71,7 +77,7 @@ def compared(tmp_path_factory):
     try:
         out = tmp_path_factory.mktemp("answers")
         tracker = Recorder()
-        cfg = validate({"tasks": ["answering-digits"], "baselines": ["random-search", "m2n2"], "budget": 6,
+        cfg = validate({"tasks": ["answering-digits"], "baselines": ["random-search", "m2n2", "cmaes-dfs"], "budget": 6,
                         "seeds": [3, 4], "out": str(out)})
         comp = run_comparison(cfg, tracker=tracker, progress=False)
         yield comp, tracker
@@ -86,7 +92,7 @@ def _predictions(path) -> list[int]:
 def test_table_answers_are_the_models_scored_answers(compared):
     comp, _ = compared
     data = json.loads((comp.out_dir / "answers" / "answering-digits.json").read_text(encoding="utf-8"))
-    assert data["models"] == ["digits-0to4", "digits-5to9", "random-search", "m2n2"]
+    assert data["models"] == ["digits-0to4", "digits-5to9", "random-search", "m2n2", "cmaes-dfs"]  # dfs: a path
     _, y = AnsweringDigits().data[TEST]
     assert len(data["examples"]) == ANSWER_ROWS
     assert [e["reference"] for e in data["examples"]] == [WORDS[int(v)] for v in y[:ANSWER_ROWS]]
@@ -120,7 +126,8 @@ def test_table_files_show_the_images_and_text(compared):
         with PIL.open(root / ex["image"]) as im:
             assert np.array_equal(np.asarray(im.convert("L")), (x[i].numpy().reshape(8, 8) * 15).astype(np.uint8))
     md = (root / "answering-digits.md").read_text(encoding="utf-8").splitlines()
-    assert md[2] == "| # | image | question | reference | digits-0to4 | digits-5to9 | random-search | m2n2 |"
+    assert md[2] == ("| # | image | question | reference | digits-0to4 | digits-5to9 | random-search | m2n2 | "
+                     "cmaes-dfs |")
     first = data["examples"][0]
     cells = " | ".join(f"{a['answer']} ({a['score']:.2f})" for a in first["answers"])
     assert md[4] == (f"| 1 | ![1](answering-digits/1.png) | Which digit \\| is it? | {WORDS[int(y[0])]} | "
@@ -130,6 +137,9 @@ def test_table_files_show_the_images_and_text(compared):
     logged = {(p.split(comp.out_dir.name + "/", 1)[1], a) for p, a in tracker.artifacts}
     assert ("answers/answering-digits.md", "answers") in logged
     assert ("answers/answering-digits/8.png", "answers/answering-digits") in logged
+    # the image grid shows the layer-path baseline's recommended model too
+    legend = json.loads((comp.out_dir / "images" / "answering-digits.json").read_text(encoding="utf-8"))
+    assert legend["rows"] == data["models"]
 
 
 def test_no_table_for_a_task_without_the_hook(tmp_path):
