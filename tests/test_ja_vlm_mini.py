@@ -179,6 +179,18 @@ def test_descriptors_are_the_mean_rouge_and_the_japanese_rate(problem):
     assert problem.task.descriptor_names == ("rougeL", "ja_rate")
 
 
+def test_preset_runs_every_baseline_on_the_space_it_needs(problem):
+    from evobench.compare import plan
+    from evobench.config import build_config
+
+    cfg = build_config(preset="ja-vlm-mini")
+    pairs, skipped = plan(cfg)
+    assert not skipped and cfg.seeds == [0, 1, 2]
+    spaces = {p.spec.display: p.space for p in pairs}
+    assert len(spaces) == 12 and spaces["cmaes-dfs"] == "dfs" and spaces["ps-dfs"] == "ps+dfs"
+    assert spaces["cmaes-ps"] == "ps" and spaces["map-elites"] == spaces["m2n2"] == "params"
+
+
 class TestJaVLMMiniContract(TaskContract):
     limit = 4
 
