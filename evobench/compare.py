@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from evobench.answer_table import task_answers
 from evobench.config import BaselineSpec, ConfigError, RunConfig, call_factory
 from evobench.image_grid import GRID_SCALE, task_images
 from evobench.jsonio import is_finite_number, nan_to_none, write_json, write_text
@@ -37,6 +38,7 @@ from evobench.tracking import Tracker
 
 CURVE_POINTS = 500  # best-so-far curve points logged per run (thinned; change points kept)
 GRID_COLUMNS = 8  # test examples shown in a task's image grid
+ANSWER_ROWS = 8  # test examples shown in a task's answer table
 
 
 @dataclass
@@ -62,6 +64,9 @@ class Comparison:
     # images) of the sources and of each baseline's recommended model of the first seed); see
     # evobench.image_grid
     images: dict[str, dict[str, list]] = field(default_factory=dict)
+    # per task that offers answers: (label, answers of the first ANSWER_ROWS test examples) of the
+    # sources and of each baseline's recommended model of the first seed; see evobench.answer_table
+    answers: dict[str, list[tuple[str, list[dict[str, Any]]]]] = field(default_factory=dict)
 
     def scores(self, task: str) -> dict[str, dict[int, float]]:
         """Test scores by baseline and seed; runs without one (every candidate failed) are left out
@@ -190,6 +195,8 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
             if task_images(pair.problem.task) is not None:
                 comp.images[pair.problem.name] = {"columns": grid_columns(pair.problem.task),
                                                   "rows": source_images(pair.problem)}
+            if task_answers(pair.problem.task) is not None:
+                comp.answers[pair.problem.name] = source_answers(pair.problem)
         for pair in pairs:
             prov = provenance[pair.problem.name]
             cls = BASELINES.get(pair.spec.name)
@@ -204,17 +211,25 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                     tags={"git_sha": sha, "seed": str(seed), **prov})
                 run_status = "FAILED"
                 save_state = rundir is not None and cfg.save_best_model
-                grid_row = seed == cfg.seeds[0] and pair.problem.name in comp.images
+                # the first seed's recommended model (any space, layer paths too) in the image grid
+                # and the answer table: shown as the runner built it for scoring
+                shown: dict[str, Any] = {}
+                show = None
+                if seed == cfg.seeds[0] and (pair.problem.name in comp.images or pair.problem.name in comp.answers):
+                    def show(model, problem=pair.problem, shown=shown):
+                        if problem.name in comp.images:
+                            shown["images"] = model_images(problem, model)
+                        if problem.name in comp.answers:
+                            shown["answers"] = model_answers(problem, model)
                 try:
                     res = run_one(pair.problem, cls(bcfg), space, cfg.budget, seed, label=pair.spec.display,
-                                  on_step=bar.update, keep_state=save_state or grid_row,
+                                  on_step=bar.update, keep_state=save_state,
                                   report={r.name: r.task for r in pair.reports},
-                                  keep_search_scores=rundir is not None and cfg.save_search_scores)
-                    if grid_row and res.best_state is not None:
-                        comp.images[pair.problem.name]["rows"].append((pair.spec.display, model_images(
-                            pair.problem, pair.problem.pool.family.build(res.best_state))))
-                    if not save_state:
-                        res.best_state = None
+                                  keep_search_scores=rundir is not None and cfg.save_search_scores, on_model=show)
+                    if "images" in shown:
+                        comp.images[pair.problem.name]["rows"].append((pair.spec.display, shown["images"]))
+                    if "answers" in shown:
+                        add_answers(comp.answers[pair.problem.name], pair.spec.display, shown["answers"])
                     if rundir is not None:
                         _save_run(rundir, res, prov, pair)
                     _log_run(tracker, res)
@@ -298,6 +313,29 @@ def source_images(problem: Problem) -> list[tuple[str, list[Any]]]:
     return [(name, model_images(problem, problem.pool.family.build(state))) for name, state in problem.pool.sources]
 
 
+def model_answers(problem: Problem, model: Any) -> list[dict[str, Any]]:
+    """``model``'s answers to the first :data:`ANSWER_ROWS` test examples (the task's ``answers`` hook)."""
+    from evobench.task import TEST
+
+    return list(task_answers(problem.task)(model, TEST, limit=ANSWER_ROWS))
+
+
+def add_answers(rows: list[tuple[str, list[dict[str, Any]]]], label: str, answers: list[dict[str, Any]]) -> None:
+    """Append ``(label, answers)`` to a task's answer table, checked against its first row."""
+    from evobench.answer_table import check_answers
+
+    check_answers(label, answers, rows[0][1] if rows else None)
+    rows.append((label, answers))
+
+
+def source_answers(problem: Problem) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(name, answers) of each source model of ``problem``, for the task's answer table."""
+    rows: list[tuple[str, list[dict[str, Any]]]] = []
+    for name, state in problem.pool.sources:
+        add_answers(rows, name, model_answers(problem, problem.pool.family.build(state)))
+    return rows
+
+
 def _write_grids(comp: Comparison, folder: Path) -> list[Path]:
     """``images/<task>.png`` and ``images/<task>.json`` (the legend) per task with images."""
     from evobench.image_grid import file_name, grid, legend
@@ -359,6 +397,7 @@ def _log_run(tracker: Tracker, r: RunResult) -> None:
 
 
 def _write(comp: Comparison, tracker: Tracker, rundir: RunDir) -> Path:
+    from evobench.answer_table import write_tables
     from evobench.plotting import plot_curves
     from evobench.report import format_table, results_json
 
@@ -367,6 +406,7 @@ def _write(comp: Comparison, tracker: Tracker, rundir: RunDir) -> Path:
         curves.setdefault(r.task, {}).setdefault(r.baseline, []).append(r.best_curve())
     plot_curves(curves, rundir.path / "curves.png", title=comp.config.name)
     grids = [p.relative_to(rundir.path) for p in _write_grids(comp, rundir.path)]
+    tables = [p.relative_to(rundir.path) for p in write_tables(comp.answers, rundir.path)]
     write_text(rundir.path / "table.txt", format_table(comp))
     write_json(rundir.path / "results.json", results_json(comp))  # last: its presence marks completion
     final = rundir.finish()
@@ -374,6 +414,8 @@ def _write(comp: Comparison, tracker: Tracker, rundir: RunDir) -> Path:
         tracker.log_artifact(str(final / f))
     for rel in grids:
         tracker.log_artifact(str(final / rel), "images")
+    for rel in tables:
+        tracker.log_artifact(str(final / rel), str(rel.parent))
     return final
 
 

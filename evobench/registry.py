@@ -119,6 +119,7 @@ _BUILTIN = {
         "digits-specialists-shared": "evobench.tasks.digits:specialists_shared",
         "digits-specialists-blocks": "evobench.tasks.digits:specialists_blocks",
         "ja-math-mini": "evobench.tasks.ja_math_mini:ja_math_mini",
+        "ja-vlm-mini": "evobench.tasks.ja_vlm_mini:ja_vlm_mini",
         "mgsm-ja": "evobench.tasks.mgsm_ja:mgsm_ja",
         "jp-lmeh": "evobench.tasks.jp_lmeh.suite:jp_lmeh",
         "jp-lmeh-jcqa": "evobench.tasks.jp_lmeh.jcqa:jcqa",

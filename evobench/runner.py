@@ -219,7 +219,8 @@ def baseline_config(cls: type[Baseline], user: dict[str, Any], problem: Problem)
 
 def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int, seed: int,
             label: str | None = None, on_step=None, keep_state: bool = False,
-            report: Mapping[str, Task] | None = None, keep_search_scores: bool = False) -> RunResult:
+            report: Mapping[str, Task] | None = None, keep_search_scores: bool = False,
+            on_model: Callable[[Any], None] | None = None) -> RunResult:
     """Run ``baseline`` (already constructed) on ``space`` for exactly ``budget`` evaluations.
 
     ``keep_state``: also keep the recommended model's weights (``RunResult.best_state``) when the
@@ -227,6 +228,8 @@ def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int
     recommended model is also scored (``RunResult.report``), after the run's wall time is taken and
     outside the budget and ``forward_examples``. ``keep_search_scores``: also keep every candidate's
     per-example search scores (``RunResult.search_scores``, float32, NaN rows for failed candidates).
+    ``on_model``: called with the recommended model (as built for scoring, whatever the space, layer
+    paths too) once it is scored on the test split, outside the wall time (e.g. to show its answers).
     """
     task = problem.task
     res = RunResult(task=problem.name, baseline=label or baseline.name, baseline_name=baseline.name,
@@ -273,6 +276,8 @@ def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int
         res.forward_examples += search.n_forward + res.test_result.n_forward
     res.wall_time = time.perf_counter() - t0
     if rec is not None:
+        if on_model is not None:
+            on_model(model)
         for name, report_task in (report or {}).items():
             t1 = time.perf_counter()
             r = report_task.evaluate(model, TEST)

@@ -24,7 +24,8 @@ vision tower and projector are kept. One model: scoring only.
 Per-example records (``TaskResult.predictions``): ``id``, ``prompt_sha256``, ``image_sha256``,
 ``completion``, ``prediction`` (the stripped completion), ``target``, ``score``, ``rouge1``,
 ``rouge2``, ``rougeL`` (without the ``_ja`` rule), ``japanese`` (the prediction is Japanese),
-``stopped_by``, ``n_new_tokens``.
+``stopped_by``, ``n_new_tokens``. ``answers(model, split, limit)`` gives a comparison's answer table
+(image / question / reference / answer, :mod:`evobench.answer_table`).
 """
 
 from __future__ import annotations
@@ -118,6 +119,15 @@ class JaVQATask(Task):
         metrics = {t: self.aggregate(np.asarray(v, dtype=float)) for t, v in per.items()}
         return TaskResult(scores=scores, metrics=metrics, primary=metrics["rougeL_ja"], predictions=records,
                           targets=refs, n_forward=len(rows))
+
+    def answers(self, model, split: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The comparison's answer table (:mod:`evobench.answer_table`): per example of the split's first
+        ``limit``, its ``image``, ``question``, ``reference`` and the model's ``answer`` (the stripped
+        completion) with its ``score`` (ROUGE-L F under the ``_ja`` rule), as :meth:`evaluate` scores them."""
+        result = self.evaluate(model, split, limit)
+        return [{"image": row["image"], "question": row["question"], "reference": row["answer"],
+                 "answer": rec["prediction"], "score": rec["score"]}
+                for row, rec in zip(head(self.splits[split], limit), result.predictions, strict=True)]
 
     def _id(self, row: dict[str, Any]) -> str:
         return sha256(self.name, row["image"].sha256, row["question"])
