@@ -14,8 +14,8 @@ PNG (:func:`legend`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
