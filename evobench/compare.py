@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from evobench.config import BaselineSpec, ConfigError, RunConfig
-from evobench.errors import missing_package
+from evobench.config import BaselineSpec, ConfigError, RunConfig, call_factory
 from evobench.image_grid import GRID_SCALE, task_images
 from evobench.jsonio import is_finite_number, nan_to_none, write_json, write_text
 from evobench.problem import Problem
@@ -89,15 +88,8 @@ class Comparison:
 def _problem(t, device: str = "auto") -> Problem:
     """Call the task's factory; a factory with a ``device`` parameter gets the run's device unless the
     task's options name one."""
-    factory = TASKS.get(t.name)
-    options = search_options(t, device)
-    try:
-        return factory(**options)
-    except ModuleNotFoundError as e:
-        raise ConfigError(f"task {t.name!r} {missing_package(e)}") from None
-    except (TypeError, ValueError) as e:
-        opts = f" with options {t.options}" if t.options else ""
-        raise ConfigError(f"task {t.name!r}{opts}: {' '.join(str(e).split())}") from None
+    opts = f" with options {t.options}" if t.options else ""
+    return call_factory(TASKS.get(t.name), search_options(t, device), f"task {t.name!r}", opts)
 
 
 def _check_space(cfg: RunConfig, problem: Problem, kind: str) -> None:
