@@ -7,7 +7,7 @@ vectors), or, without ``models``, tiny pipelines built in code (:func:`~evobench
 a seeded base and two perturbations of its UNet; noise-like images, for tests and smoke runs), or,
 with ``mini=True``, the trained mini world of :mod:`evobench.tasks.image_prompt_mini` (its two
 specialist pipelines, their base, its CLIP as the default judge and its prompts; ``steps`` 10 and
-``guidance_scale`` 1.0 unless given). Only
+``guidance_scale`` 3.0 unless given). Only
 the UNet is merged; text encoder, VAE, tokenizer and scheduler are the sources' shared ones.
 
 Generation is deterministic: every example has its own seed, the initial latents are drawn from a CPU
@@ -53,7 +53,7 @@ from evobench.tasks.lm_common import positive_int
 
 FITNESS = {"text": "clip_score", "image": "image_similarity"}
 MINI_STEPS = 10  # DDIM steps and guidance of the mini pipelines (image_prompt(mini=True))
-MINI_GUIDANCE = 1.0
+MINI_GUIDANCE = 3.0
 LANGUAGES = ("ja", "en")
 
 

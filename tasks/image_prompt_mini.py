@@ -14,8 +14,15 @@ architecture): a frozen seeded CLIP text encoder, a VAE trained as an autoencode
 three UNets (epsilon prediction, 8 x 8 latents):
 
 - **base**: trained on the world with an empty prompt only: it draws coloured shapes, but not the one asked for;
-- **en**: the base fine-tuned on the English captions: it follows English prompts, not Japanese ones;
-- **ja**: the base fine-tuned on the Japanese captions: it follows Japanese prompts, not English ones.
+- **en**: the base with only its encoder-side attention blocks (``Recipe.en_groups``: those of
+  ``down_blocks.0`` and ``mid_block``) fine-tuned on the English captions: it follows English prompts;
+- **ja**: the base with only its decoder-side attention blocks (``Recipe.ja_groups``: those of
+  ``up_blocks.1``) fine-tuned on the Japanese captions: it follows Japanese prompts.
+
+Each fine-tune also sees empty prompts (``p_empty``, for classifier-free guidance) and captions of
+the other language paired with unrelated images (``p_other``): a specialist learns to leave a prompt
+it was not trained to follow to the base. The two task vectors are exactly zero outside their own,
+disjoint parameter groups, so adding both to the base keeps each skill where it was learnt.
 
 The task's prompts are half English and half Japanese, so a merge of ``en`` and ``ja`` (task vectors
 over the shared base) is what serves the whole split. Training runs on ``Recipe.threads`` torch threads with
@@ -111,12 +118,12 @@ class Recipe:
 
     seed: int = 0
     n_images: int = 1024
-    clip_steps: int = 200
-    clip_lr: float = 3e-3
+    clip_steps: int = 800
+    clip_lr: float = 1e-3
     clip_batch: int = 64
-    vae_steps: int = 200
+    vae_steps: int = 300
     vae_lr: float = 3e-3
-    base_steps: int = 300
+    base_steps: int = 600
     ft_steps: int = 400
     unet_lr: float = 2e-3
     ft_lr: float = 2e-3
@@ -124,8 +131,13 @@ class Recipe:
     unet_batch: int = 64
     draw_shift: float = 1.0  # the pipelines' training images: less jitter than the judge's
     draw_radii: tuple[float, float] = (9.0, 10.5)
-    p_empty: float = 0.1  # fine-tunes: share of empty prompts (classifier-free guidance)
-    threads: int = 2  # torch threads while training (the weights depend on it)
+    p_empty: float = 0.15  # fine-tunes: share of empty prompts (classifier-free guidance)
+    p_other: float = 0.15  # fine-tunes: share of the other language's captions, paired with random images
+    # the UNet parameters each specialist fine-tunes (name prefixes; disjoint, the rest stays the base's)
+    en_groups: tuple[str, ...] = ("down_blocks.0.attentions", "mid_block.attentions")
+    ja_groups: tuple[str, ...] = ("up_blocks.1.attentions",)
+    word_scale: float = 50.0  # the text encoder's word embeddings x this (see _template)
+    threads: int = 1  # torch threads while training (the weights depend on it)
 
     def key(self) -> str:
         import diffusers
@@ -225,7 +237,18 @@ def _template(recipe: Recipe):
             in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32, 32), layers_per_block=1,
             down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
             norm_num_groups=8, sample_size=SIZE)
-    return rebuild_pipeline(pipe, vae=vae.eval())
+    pipe = rebuild_pipeline(pipe, vae=vae.eval())
+    # A seeded text encoder draws its token and position embeddings alike (std 0.02), so its hidden
+    # states barely tell prompts apart (at the shape word, "a red circle" vs "a red square": cosine
+    # 0.96). Scaling the word rows (not BOS/EOS, so the empty prompt keeps its states) lets words
+    # dominate their positions (cosine 0.06 there).
+    special = [pipe.tokenizer.bos_token_id, pipe.tokenizer.eos_token_id, pipe.tokenizer.pad_token_id]
+    with torch.no_grad():
+        w = pipe.text_encoder.get_input_embeddings().weight
+        keep = w[special].clone()
+        w.mul_(recipe.word_scale)
+        w[special] = keep
+    return pipe
 
 
 def train_vae(vae, images: np.ndarray, recipe: Recipe) -> list[float]:
@@ -263,7 +286,7 @@ def train_unet(unet, latents: torch.Tensor, conds: torch.Tensor, choose, schedul
                batch_size: int, seed: int) -> list[float]:
     """Epsilon-prediction training: ``choose(idx, gen)`` gives each latent's prompt row of ``conds``."""
     TRAINING_RUNS["count"] += 1
-    opt = torch.optim.Adam(unet.parameters(), lr=lr)
+    opt = torch.optim.Adam([p for p in unet.parameters() if p.requires_grad], lr=lr)
     gen = torch.Generator().manual_seed(seed)
     n_t = scheduler.config.num_train_timesteps
     losses = []
@@ -283,6 +306,20 @@ def train_unet(unet, latents: torch.Tensor, conds: torch.Tensor, choose, schedul
             losses.append(round(float(loss.detach()), 4))
     unet.eval().requires_grad_(False)
     return losses
+
+
+def trainable(unet, groups: tuple[str, ...]) -> int:
+    """Let only the parameters whose names start with one of ``groups`` train; their count. A group
+    that names no parameter is an error (a typo would silently freeze everything)."""
+    names = [n for n, _ in unet.named_parameters()]
+    for g in groups:
+        if not any(n.startswith(g) for n in names):
+            raise ValueError(f"image-prompt-mini: UNet parameter group {g!r} names no parameter")
+    count = 0
+    for n, p in unet.named_parameters():
+        p.requires_grad_(n.startswith(tuple(groups)))
+        count += p.numel() if p.requires_grad else 0
+    return count
 
 
 def train_all(recipe: Recipe) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
@@ -314,15 +351,20 @@ def train_all(recipe: Recipe) -> tuple[dict[str, dict[str, torch.Tensor]], dict]
             conds = _prompt_embeds(pipe, prompts)
             pair_index = torch.tensor([combos().index(p) for p in pairs])
             sched = DDPMScheduler.from_config(pipe.scheduler.config)
-            unets = {"base": pipe.unet}
+            unets = {"base": pipe.unet.requires_grad_(True)}
             log["base"] = train_unet(pipe.unet, latents, conds, lambda idx, g: torch.zeros(len(idx), dtype=torch.long),
                                      sched, recipe.base_steps, recipe.unet_lr, recipe.unet_batch, recipe.seed + 30)
             for k, name in enumerate(("en", "ja")):
-                unet = copy.deepcopy(unets["base"]).requires_grad_(True)
+                unet = copy.deepcopy(unets["base"])
+                trainable(unet, recipe.en_groups if name == "en" else recipe.ja_groups)
 
-                def choose(idx, g, offset=1 + 16 * k):
-                    empty = torch.rand(len(idx), generator=g) < recipe.p_empty
-                    return torch.where(empty, 0, offset + pair_index[idx])
+                def choose(idx, g, own=1 + 16 * k, other=1 + 16 * (1 - k)):
+                    # own caption of the image; or empty; or a random caption of the other language
+                    # (its image is unrelated: the specialist learns to leave that language to the base)
+                    u = torch.rand(len(idx), generator=g)
+                    rnd = torch.randint(16, (len(idx),), generator=g)
+                    return torch.where(u < recipe.p_empty, 0, torch.where(
+                        u < recipe.p_empty + recipe.p_other, other + rnd, own + pair_index[idx]))
 
                 log[name] = train_unet(unet, latents, conds, choose, sched, recipe.ft_steps, recipe.ft_lr,
                                        recipe.unet_batch, recipe.seed + 31 + k)
