@@ -4,7 +4,10 @@ match Japanese and English prompts, judged by an open_clip model.
 Models: diffusers pipelines (:mod:`evobench.models.diffusion`): ``models`` names local folders or hub
 ids (one = scoring only, two or more = a merge problem; ``base`` = their shared ancestor for task
 vectors), or, without ``models``, tiny pipelines built in code (:func:`~evobench.models.tiny_diffusion.tiny_sources`:
-a seeded base and two perturbations of its UNet; noise-like images, for tests and smoke runs). Only
+a seeded base and two perturbations of its UNet; noise-like images, for tests and smoke runs), or,
+with ``mini=True``, the trained mini world of :mod:`evobench.tasks.image_prompt_mini` (its two
+specialist pipelines, their base, its CLIP as the default judge and its prompts; ``steps`` 10 and
+``guidance_scale`` 3.0 unless given). Only
 the UNet is merged; text encoder, VAE, tokenizer and scheduler are the sources' shared ones.
 
 Generation is deterministic: every example has its own seed, the initial latents are drawn from a CPU
@@ -49,6 +52,8 @@ from evobench.tasks.image_prompt_data import SPLITS, PromptExample, builtin_spli
 from evobench.tasks.lm_common import positive_int
 
 FITNESS = {"text": "clip_score", "image": "image_similarity"}
+MINI_STEPS = 10  # DDIM steps and guidance of the mini pipelines (image_prompt(mini=True))
+MINI_GUIDANCE = 3.0
 LANGUAGES = ("ja", "en")
 
 
@@ -89,6 +94,10 @@ class ImagePromptTask(Task):
     def images(self, pipeline, split: str, limit: int | None = None) -> list[Any]:
         """The generated images of ``split``'s first ``limit`` examples, as 8-bit RGB PIL images."""
         return [to_pil(self.generate(pipeline, ex)) for ex in self._examples(split, limit)]
+
+    def image_captions(self, split: str, limit: int | None = None) -> list[str]:
+        """The prompts of ``split``'s first ``limit`` examples (the columns of a comparison's image grid)."""
+        return [ex.prompt for ex in self._examples(split, limit)]
 
     def _examples(self, split: str, limit: int | None) -> list[PromptExample]:
         if split not in self.data:
@@ -178,7 +187,14 @@ def _check_models(models, base) -> None:
         raise ValueError(f"base must be a pipeline folder or hub id, got {base!r}")
 
 
-def _pool(models, base, device, dtype):
+def _pool(models, base, device, dtype, mini=False):
+    if mini:
+        from evobench.models.diffusion import pool_from_pipelines
+        from evobench.tasks.image_prompt_mini import mini_models
+
+        _, base_pipe, sources = mini_models()
+        return pool_from_pipelines({f"mini-{n}": p.to(device, dtype) for n, p in sources.items()},
+                                   base_pipe.to(device, dtype))
     if models is None:
         from evobench.models.diffusion import pool_from_pipelines
         from evobench.models.tiny_diffusion import tiny_sources
@@ -191,14 +207,24 @@ def _pool(models, base, device, dtype):
 
 
 def image_prompt(models: list[str] | None = None, base: str | None = None, data_dir: str | None = None,
-                 clip: str | None = None, fitness: str = "text", steps: int = 25,
-                 guidance_scale: float = 7.5, height: int | None = None, width: int | None = None,
+                 clip: str | None = None, fitness: str = "text", steps: int | None = None,
+                 guidance_scale: float | None = None, height: int | None = None, width: int | None = None,
                  limit_search: int | None = None, limit_test: int | None = None, device: str = "cpu",
-                 dtype: str = "float32") -> Problem:
+                 dtype: str = "float32", mini: bool = False) -> Problem:
     """Merge text-to-image UNets so images match Japanese and English prompts (open_clip CLIPScore).
 
     Or, with ``fitness="image"``, the reference images; options are in the module docstring.
     """
+    if not isinstance(mini, bool):
+        raise ValueError(f"mini must be true or false, got {mini!r}")
+    if mini:
+        for k, v in (("models", models), ("base", base), ("data_dir", data_dir)):
+            if v is not None:
+                raise ValueError(f"mini: true brings its own pipelines and prompts; {k} cannot be given")
+        if fitness != "text":
+            raise ValueError("mini: true has no reference images; fitness must be 'text'")
+    steps = (MINI_STEPS if mini else 25) if steps is None else steps
+    guidance_scale = (MINI_GUIDANCE if mini else 7.5) if guidance_scale is None else guidance_scale
     _check_options(fitness, steps, guidance_scale, height, width, limit_search, limit_test)
     _check_models(models, base)
     from evobench.models.clip import load_clip
@@ -206,7 +232,12 @@ def image_prompt(models: list[str] | None = None, base: str | None = None, data_
 
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
-    data = builtin_splits() if data_dir is None else load_folder(data_dir)
+    if mini:
+        from evobench.tasks.image_prompt_mini import mini_splits
+
+        data = mini_splits()
+    else:
+        data = builtin_splits() if data_dir is None else load_folder(data_dir)
     data = {SEARCH: data[SEARCH][:limit_search], TEST: data[TEST][:limit_test]}
     if fitness == "image":
         missing = [(s, i) for s in SPLITS for i, ex in enumerate(data[s]) if ex.image is None]
@@ -214,8 +245,15 @@ def image_prompt(models: list[str] | None = None, base: str | None = None, data_
             s, i = missing[0]
             raise ValueError(f"fitness 'image' needs a reference image for every example; {s} example {i + 1} "
                              f"has none ({len(missing)} without one)")
-    scorer = load_clip(default_clip(models) if clip is None else clip, device=dev)
-    pool = _pool(models, base, dev, dt)
+    if mini and clip is None:
+        from evobench.tasks.image_prompt_mini import mini_models
+
+        scorer = mini_models()[0]
+        scorer.model.to(dev)
+        scorer.device = dev
+    else:
+        scorer = load_clip(default_clip(models) if clip is None else clip, device=dev)
+    pool = _pool(models, base, dev, dt, mini)
     task = ImagePromptTask(data, scorer, fitness, steps, guidance_scale, height, width)
     for exs in data.values():  # the reference images are embedded: let their pixels go
         exs[:] = [PromptExample(ex.prompt, ex.seed, ex.reference, ex.reference_sha256) for ex in exs]
