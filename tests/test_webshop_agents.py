@@ -118,3 +118,28 @@ def test_lm_agent_plays_batched_episodes_from_its_prompts():
     assert s.actions == ["search[i need gluten free potato chips]", "click[B0000CHIPS]", "click[Buy Now]"]
     assert s.reward == 1.0 and s.memo["completions"][1] == " click[B0000CHIPS]"  # gluten free in the bullets
     assert w.actions == ["let me think"] * 4 and w.n_invalid == 4 and w.ended == "step limit" and w.reward == 0.0
+
+
+def test_compact_prompt_is_the_current_page_only():
+    shop = WebShop(catalogue([product()], [goal(instruction_text="i need chips")]))
+    s = shop.session(shop.catalogue.goals[0])
+    assert prompt(s, 3, compact=True) == "WebShop [SEP] Instruction: [SEP] i need chips [SEP] Search\nAction:"
+    s.step("search[chips]")
+    s.step("click[oops]")  # invalid: the page is unchanged, and the compact prompt shows no history
+    assert prompt(s, 3, compact=True) == (
+        "Instruction: [SEP] i need chips [SEP] Back to Search [SEP] Page 1 (Total results: 1) [SEP] Next > "
+        "[SEP] B000000001 [SEP] Crunchwell Potato Chips [SEP] $10.0\nAction:")
+
+
+def test_lm_agent_compact_mode_sends_compact_prompts():
+    class Recorder:
+        prompts: list[str] = []
+
+        def generate(self, model, requests):
+            self.prompts += [r.prompt for r in requests]
+            return [Generation(" click[buy now]", 1, 1, "stop", "\n") for _ in requests]
+
+    shop = WebShop(catalogue([product()], [goal(instruction_text="i need chips")]), step_limit=1)
+    engine = Recorder()
+    run_episodes(shop, shop.catalogue.goals, LMAgent(engine, None, 8, history=3, compact=True))
+    assert engine.prompts == ["WebShop [SEP] Instruction: [SEP] i need chips [SEP] Search\nAction:"]

@@ -14,7 +14,12 @@ prompt, in ReAct's ``Action:``/``Observation:`` layout::
     Action:
 
 The page the agent is on is always in the prompt: it is the first observation or that of the
-last valid action shown. Generation stops at a newline (``max_new_tokens`` at most). The action is the first
+last valid action shown. The ``compact`` prompt, for models with a short context (webshop-mini's
+tiny agent), is the current page and ``Action:`` only (no header, history or action list)::
+
+    <the current page>
+    Action:
+ Generation stops at a newline (``max_new_tokens`` at most). The action is the first
 ``search[...]`` or ``click[...]`` in the completion; a completion without one is passed on as it
 is and the environment answers it as an invalid action (it counts as a step).
 """
@@ -39,8 +44,16 @@ def extract_action(completion: str) -> str:
     return f"{m.group(1)}[{m.group(2)}]" if m else completion.strip()
 
 
-def prompt(session: Session, history: int) -> str:
-    """The ReAct-style prompt of a running episode, with its last ``history`` actions."""
+def compact_prompt(observation: str) -> str:
+    """The compact prompt: the current page, then ``Action:``."""
+    return f"{observation}\nAction:"
+
+
+def prompt(session: Session, history: int, compact: bool = False) -> str:
+    """The ReAct-style prompt of a running episode, with its last ``history`` actions (``compact``:
+    :func:`compact_prompt` of the current page)."""
+    if compact:
+        return compact_prompt(session.observation)
     trace = session.trace
     start = max(0, len(trace) - history)
     before = session.first_observation if start == 0 else trace[start - 1][1]
@@ -54,14 +67,14 @@ def prompt(session: Session, history: int) -> str:
 class LMAgent:
     """Acts with ``model`` through ``engine``; keeps each episode's completions in ``session.memo``."""
 
-    def __init__(self, engine, model, max_new_tokens: int = 32, history: int = 3) -> None:
+    def __init__(self, engine, model, max_new_tokens: int = 32, history: int = 3, compact: bool = False) -> None:
         self.engine, self.model = engine, model
-        self.max_new_tokens, self.history = int(max_new_tokens), int(history)
+        self.max_new_tokens, self.history, self.compact = int(max_new_tokens), int(history), bool(compact)
 
     def actions(self, sessions: Sequence[Session]) -> list[str]:
         from evobench.scoring import GenerateRequest
 
-        requests = [GenerateRequest(prompt(s, self.history), STOP, self.max_new_tokens) for s in sessions]
+        requests = [GenerateRequest(prompt(s, self.history, self.compact), STOP, self.max_new_tokens) for s in sessions]
         generations = self.engine.generate(self.model, requests)
         out = []
         for s, g in zip(sessions, generations, strict=True):
