@@ -1,0 +1,109 @@
+"""webshop-mini: math-mini's data and scoring, the agent's imitation data, and (slow: trains and caches the
+models once) the specialists' and a merge's scores on both tasks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("bm25s")
+pytest.importorskip("rapidfuzz")
+
+from evobench.scoring import Generation  # noqa: E402
+from evobench.task import SEARCH, TEST  # noqa: E402
+from evobench.tasks.math_mini_data import task_problems, task_splits, training_texts  # noqa: E402
+from evobench.tasks.webshop_mini import MathMiniTask  # noqa: E402
+
+
+def test_math_problems_are_english_distinct_and_never_trained_on():
+    problems = task_problems()
+    assert len({p.text for p in problems}) == len(problems) == 512
+    assert [p.op for p in problems[:4]] == ["+", "-", "+", "-"]
+    assert all(p.lang == "en" and 1 <= p.answer <= 18 for p in problems)
+    splits = task_splits(64, 128)
+    assert splits[SEARCH] == problems[:64] and splits[TEST] == problems[64:192]
+    reserved = {p.prompt for p in problems}
+    for kind in ("base", "math"):
+        texts = training_texts(kind, 500, seed=0, bare=0.3)
+        assert not reserved & {prompt for prompt, _ in texts}
+    p = problems[0]
+    assert p.prompt == f"Q: {p.text}\nA:"
+    (completion, trained), = training_texts("math", 1, seed=0)[0][1]
+    assert trained and completion.endswith(".") and " = " in completion
+    assert "=" not in training_texts("base", 1, seed=0)[0][1][0][0]  # the base never sees an answer
+
+
+class StubEngine:
+    def __init__(self, texts):
+        self.texts = texts
+
+    def generate(self, model, requests):
+        return [Generation(t, 1, 1, "stop", "\n") for t in self.texts[:len(requests)]]
+
+
+def test_math_mini_scores_the_last_number():
+    from evobench.models.tiny_lm import tiny_tokenizer
+
+    task = MathMiniTask(tiny_tokenizer(), n_search=3, n_test=3)
+    a, b, c = task.data[SEARCH]
+    assert (a.op, b.op) == ("+", "-")
+    task.engine = StubEngine([f" {a.a} + {a.b} = {a.answer}.",  # right
+                              f" {b.answer} and then {b.answer + 1}",  # the last number is wrong
+                              " no number"])
+    r = task.evaluate(None, SEARCH)
+    assert r.scores.tolist() == [1.0, 0.0, 0.0] and r.primary == r.metrics["acc"] == pytest.approx(1 / 3)
+    assert r.targets == [a.answer, b.answer, c.answer]
+    assert task.evaluate(None, SEARCH, limit=1).scores.tolist() == [1.0]
+    with pytest.raises(ValueError, match="unknown split"):
+        task.evaluate(None, "dev")
+
+
+def test_agent_imitation_data_is_the_oracle_on_pages_never_on_test_goals():
+    from evobench.tasks.webshop.env import WebShop
+    from evobench.tasks.webshop.generated import generated_catalogue
+    from evobench.tasks.webshop_mini_models import agent_episodes
+
+    steps = agent_episodes(1)
+    test_goals = generated_catalogue(0).goals[:100]
+    test_texts = {g.instruction_text for g in test_goals}
+    for prompt, _action in steps:
+        assert prompt.endswith("\nAction:")
+        instruction = prompt.split(" [SEP] ")[2 if prompt.startswith("WebShop") else 1]
+        assert instruction not in test_texts
+    first_prompt, first_action = steps[0]
+    goal = next(g for g in generated_catalogue(0).goals[100:] if g.instruction_text not in test_texts)
+    assert first_prompt == f"WebShop [SEP] Instruction: [SEP] {goal.instruction_text} [SEP] Search\nAction:"
+    assert first_action == f"search[{goal.query}]"  # the product type, words of the instruction
+    assert goal.query in goal.instruction_text
+    first_result = WebShop(generated_catalogue(0)).search(goal.query)[0]
+    assert steps[1][1] == f"click[{first_result.asin}]"  # the first result, not the hidden target
+    n = 2 + len(goal.goal_options)  # then each goal option, then buy now
+    assert [a for _, a in steps[2:n]] == [f"click[{o}]" for o in goal.goal_options]
+    assert steps[n][1] == "click[buy now]"
+
+
+@pytest.mark.slow
+def test_specialists_are_good_at_their_own_task_and_a_merge_does_both():
+    from evobench.tasks.webshop_mini import math_mini, webshop_mini
+
+    math, shop = math_mini(), webshop_mini()
+    pool = math.pool
+    sources = dict(pool.sources)
+    family = pool.family
+    base = pool.base
+
+    def score(state):
+        model = family.build(state)
+        return math.task.evaluate(model, TEST).primary, shop.task.evaluate(model, TEST).primary
+
+    agent_math, agent_shop = score(sources["agent"])
+    math_math, math_shop = score(sources["math"])
+    merged = {k: base[k] + (sources["agent"][k] - base[k]) + (sources["math"][k] - base[k]) for k in base}
+    merge_math, merge_shop = score(merged)
+    print(f"agent {agent_math:.3f} {agent_shop:.3f} math {math_math:.3f} {math_shop:.3f} "
+          f"merge {merge_math:.3f} {merge_shop:.3f}")
+    assert math_math >= 0.8 and agent_math <= 0.2
+    assert agent_shop >= 0.4 and math_shop <= 0.05
+    assert (merge_math + merge_shop) / 2 > max(agent_math + agent_shop, math_math + math_shop) / 2
+    assert np.isfinite([merge_math, merge_shop]).all()
