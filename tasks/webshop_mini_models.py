@@ -41,7 +41,7 @@ import torch
 from evobench.tasks.ja_math_mini_models import train
 from evobench.tasks.math_mini_data import training_texts as math_texts
 
-DATA_VERSION = 2
+DATA_VERSION = 3
 MODEL_NAMES = ("base", "agent", "math")
 
 
@@ -60,7 +60,7 @@ class Recipe:
     n_math_texts: int = 4000
     agent_catalogues: int = 6  # generated catalogues (seeds 1..n) whose goals the agent imitates
     base_steps: int = 200
-    agent_steps: int = 500
+    agent_steps: int = 1200
     math_steps: int = 1500
     base_lr: float = 3e-3
     ft_lr: float = 3e-3

@@ -143,3 +143,11 @@ def test_lm_agent_compact_mode_sends_compact_prompts():
     engine = Recorder()
     run_episodes(shop, shop.catalogue.goals, LMAgent(engine, None, 8, history=3, compact=True))
     assert engine.prompts == ["WebShop [SEP] Instruction: [SEP] i need chips [SEP] Search\nAction:"]
+
+
+def test_compact_prompt_keeps_the_first_16_texts_of_a_page():
+    from evobench.tasks.webshop.lm_agent import compact_prompt
+
+    page = " [SEP] ".join(f"t{i}" for i in range(20))
+    assert compact_prompt(page) == " [SEP] ".join(f"t{i}" for i in range(16)) + "\nAction:"
+    assert compact_prompt("a [SEP] b") == "a [SEP] b\nAction:"

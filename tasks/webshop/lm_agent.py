@@ -15,10 +15,14 @@ prompt, in ReAct's ``Action:``/``Observation:`` layout::
 
 The page the agent is on is always in the prompt: it is the first observation or that of the
 last valid action shown. The ``compact`` prompt, for models with a short context (webshop-mini's
-tiny agent), is the current page and ``Action:`` only (no header, history or action list)::
+tiny agent), is the current page cut to its first :data:`COMPACT_FIELDS` ``[SEP]``-separated texts
+and ``Action:`` only (no header, history or action list)::
 
-    <the current page>
+    <the current page, its first 16 texts>
     Action:
+
+(16 texts hold the search page, the results page's first three products, and an item page's
+options and title.)
  Generation stops at a newline (``max_new_tokens`` at most). The action is the first
 ``search[...]`` or ``click[...]`` in the completion; a completion without one is passed on as it
 is and the environment answers it as an invalid action (it counts as a step).
@@ -29,12 +33,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from evobench.tasks.webshop.env import Session
+from evobench.tasks.webshop.env import SEP, Session
 
 HEADER = ("You are shopping on WebShop for the instruction below. Answer each observation with one action: "
           "search[keywords] on the search page, or click[button] with a button from the available actions. "
           "Buy the item with click[buy now].")
 STOP = ("\n",)
+COMPACT_FIELDS = 16  # texts of the page a compact prompt keeps
 _IN_TEXT = re.compile(r"(search|click)\[([^\[\]\n]*)\]")
 
 
@@ -45,8 +50,8 @@ def extract_action(completion: str) -> str:
 
 
 def compact_prompt(observation: str) -> str:
-    """The compact prompt: the current page, then ``Action:``."""
-    return f"{observation}\nAction:"
+    """The compact prompt: the page's first :data:`COMPACT_FIELDS` texts, then ``Action:``."""
+    return f"{SEP.join(observation.split(SEP)[:COMPACT_FIELDS])}\nAction:"
 
 
 def prompt(session: Session, history: int, compact: bool = False) -> str:
