@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--limit", type=int, help="score only the first N examples of each task")
     ep.add_argument("--batch-size", type=int, help="batch size for tasks that batch (language models)")
     ep.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    ep.add_argument("--option", "-o", action="append", default=[], metavar="[TASK:]KEY=VALUE",
+                    help="a task option (VALUE read as YAML), for every task or only TASK; repeatable, "
+                         "e.g. -o data_dir=./realdata -o mgsm-ja:max_new_tokens=256")
     ep.add_argument("--out", default="evobench-results", help="results folder (default: ./evobench-results)")
     ep.add_argument("--name", help="name of this evaluation (default: the model's file or folder name)")
     ep.add_argument("--tracker", help="experiment tracker (default: mlflow)")
@@ -166,18 +169,26 @@ def _partial_note(cfg) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from evobench.evaluate import run_eval
+    from evobench.evaluate import parse_options, run_eval
+    from evobench.registry import TASKS
 
-    _, tracker = _tracker(args, args.tracking_uri, args.experiment)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     if not tasks:
         raise ConfigError("--tasks: give at least one task")
-    folder, res = run_eval(args.model, tasks, args.out, split=args.split, limit=args.limit, device=args.device,
-                           name=args.name, tracker=tracker, batch_size=args.batch_size)
-    for t, r in res["tasks"].items():
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ConfigError(TASKS.unknown_message(unknown[0]))
+    options = parse_options(args.option, tasks)
+    _, tracker = _tracker(args, args.tracking_uri, args.experiment)
+
+    def show(t: str, r: dict) -> None:  # as soon as the task is scored: language models take minutes
         score = "—" if r["score"] is None else f"{100 * r['score']:.2f}"
         extra = ", ".join(f"{k} {100 * v:.2f}" for k, v in r["metrics"].items() if v is not None and k != r["primary_metric"])
-        print(f"{t:<28}{r['primary_metric']} {score}  ({r['examples']} examples{'; ' + extra if extra else ''})")
+        print(f"{t:<28}{r['primary_metric']} {score}  ({r['examples']} examples{'; ' + extra if extra else ''}; "
+              f"{r['wall_time_s']:.0f} s)", flush=True)
+
+    folder, _ = run_eval(args.model, tasks, args.out, split=args.split, limit=args.limit, device=args.device,
+                         name=args.name, tracker=tracker, batch_size=args.batch_size, options=options, on_task=show)
     print(f"results: {folder}")
     return 0
 

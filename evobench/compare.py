@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from evobench.config import BaselineSpec, ConfigError, RunConfig
-from evobench.errors import missing_package
+from evobench.config import BaselineSpec, ConfigError, RunConfig, call_factory
+from evobench.image_grid import GRID_SCALE, task_images
 from evobench.jsonio import is_finite_number, nan_to_none, write_json, write_text
 from evobench.problem import Problem
 from evobench.records import records_jsonl
@@ -36,6 +36,7 @@ from evobench.stats import Row, compare_to_best, thin_curve
 from evobench.tracking import Tracker
 
 CURVE_POINTS = 500  # best-so-far curve points logged per run (thinned; change points kept)
+GRID_COLUMNS = 8  # test examples shown in a task's image grid
 
 
 @dataclass
@@ -57,6 +58,10 @@ class Comparison:
     environment: dict[str, Any] = field(default_factory=dict)  # git sha and package versions
     sources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # per task: the sources' own scores
     warnings: list[str] = field(default_factory=list)  # e.g. merged parts ran different versions
+    # per task that offers images: "columns" (the first test examples' captions) and "rows" ((label,
+    # images) of the sources and of each baseline's recommended model of the first seed); see
+    # evobench.image_grid
+    images: dict[str, dict[str, list]] = field(default_factory=dict)
 
     def scores(self, task: str) -> dict[str, dict[int, float]]:
         """Test scores by baseline and seed; runs without one (every candidate failed) are left out
@@ -83,15 +88,8 @@ class Comparison:
 def _problem(t, device: str = "auto") -> Problem:
     """Call the task's factory; a factory with a ``device`` parameter gets the run's device unless the
     task's options name one."""
-    factory = TASKS.get(t.name)
-    options = search_options(t, device)
-    try:
-        return factory(**options)
-    except ModuleNotFoundError as e:
-        raise ConfigError(f"task {t.name!r} {missing_package(e)}") from None
-    except (TypeError, ValueError) as e:
-        opts = f" with options {t.options}" if t.options else ""
-        raise ConfigError(f"task {t.name!r}{opts}: {' '.join(str(e).split())}") from None
+    opts = f" with options {t.options}" if t.options else ""
+    return call_factory(TASKS.get(t.name), search_options(t, device), f"task {t.name!r}", opts)
 
 
 def _check_space(cfg: RunConfig, problem: Problem, kind: str) -> None:
@@ -189,6 +187,9 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
             save = None if rundir is None else (lambda i, row, texts, n=pair.problem.name:
                                                  rundir.add_source(n, i, row, texts))
             comp.sources[pair.problem.name] = score_sources(pair.problem, pair.reports, save)
+            if task_images(pair.problem.task) is not None:
+                comp.images[pair.problem.name] = {"columns": grid_columns(pair.problem.task),
+                                                  "rows": source_images(pair.problem)}
         for pair in pairs:
             prov = provenance[pair.problem.name]
             cls = BASELINES.get(pair.spec.name)
@@ -202,11 +203,18 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                     "task": pair.problem.name, "space": space.describe(), "budget": cfg.budget, "seed": seed},
                     tags={"git_sha": sha, "seed": str(seed), **prov})
                 run_status = "FAILED"
+                save_state = rundir is not None and cfg.save_best_model
+                grid_row = seed == cfg.seeds[0] and pair.problem.name in comp.images
                 try:
                     res = run_one(pair.problem, cls(bcfg), space, cfg.budget, seed, label=pair.spec.display,
-                                  on_step=bar.update, keep_state=rundir is not None and cfg.save_best_model,
+                                  on_step=bar.update, keep_state=save_state or grid_row,
                                   report={r.name: r.task for r in pair.reports},
                                   keep_search_scores=rundir is not None and cfg.save_search_scores)
+                    if grid_row and res.best_state is not None:
+                        comp.images[pair.problem.name]["rows"].append((pair.spec.display, model_images(
+                            pair.problem, pair.problem.pool.family.build(res.best_state))))
+                    if not save_state:
+                        res.best_state = None
                     if rundir is not None:
                         _save_run(rundir, res, prov, pair)
                     _log_run(tracker, res)
@@ -267,6 +275,50 @@ def score_sources(problem: Problem, reports: list[ReportTask] | tuple = (), save
     return out
 
 
+def model_images(problem: Problem, model: Any) -> list[Any]:
+    """``model``'s images of the first :data:`GRID_COLUMNS` test examples (the task's ``images`` hook)."""
+    from evobench.task import TEST
+
+    return list(task_images(problem.task)(model, TEST, limit=GRID_COLUMNS))
+
+
+def grid_columns(task) -> list[str]:
+    """Captions of the first :data:`GRID_COLUMNS` test examples: the task's ``image_captions(split,
+    limit)`` when it has one, else their example ids."""
+    from evobench.task import TEST
+
+    captions = getattr(task, "image_captions", None)
+    if callable(captions):
+        return list(captions(TEST, limit=GRID_COLUMNS))
+    return list(task.example_ids(TEST)[:GRID_COLUMNS])
+
+
+def source_images(problem: Problem) -> list[tuple[str, list[Any]]]:
+    """(name, images) of each source model of ``problem``, for the task's image grid."""
+    return [(name, model_images(problem, problem.pool.family.build(state))) for name, state in problem.pool.sources]
+
+
+def _write_grids(comp: Comparison, folder: Path) -> list[Path]:
+    """``images/<task>.png`` and ``images/<task>.json`` (the legend) per task with images."""
+    from evobench.image_grid import file_name, grid, legend
+
+    out = []
+    for task, entry in comp.images.items():
+        rows = entry["rows"]
+        if not rows:
+            continue
+        (folder / "images").mkdir(exist_ok=True)
+        png = folder / "images" / f"{file_name(task)}.png"
+        image = grid(rows, GRID_SCALE)
+        tmp = png.with_name(f".{png.name}.tmp")
+        image.save(tmp, format="PNG")
+        tmp.replace(png)  # atomic: never half a PNG
+        write_json(png.with_suffix(".json"), {"task": task, **legend([r for r, _ in rows], entry["columns"],
+                                                                      rows[0][1][0].size, GRID_SCALE)})
+        out += [png, png.with_suffix(".json")]
+    return out
+
+
 def _save_run(rundir: RunDir, r: RunResult, provenance: dict[str, str], pair: Pair) -> None:
     from evobench.task import TEST
 
@@ -314,11 +366,14 @@ def _write(comp: Comparison, tracker: Tracker, rundir: RunDir) -> Path:
     for r in comp.results:
         curves.setdefault(r.task, {}).setdefault(r.baseline, []).append(r.best_curve())
     plot_curves(curves, rundir.path / "curves.png", title=comp.config.name)
+    grids = [p.relative_to(rundir.path) for p in _write_grids(comp, rundir.path)]
     write_text(rundir.path / "table.txt", format_table(comp))
     write_json(rundir.path / "results.json", results_json(comp))  # last: its presence marks completion
     final = rundir.finish()
     for f in ("curves.png", "results.json", "table.txt"):
         tracker.log_artifact(str(final / f))
+    for rel in grids:
+        tracker.log_artifact(str(final / rel), "images")
     return final
 
 

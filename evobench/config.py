@@ -27,6 +27,19 @@ class ConfigError(ValueError):
     """Invalid configuration (one line, names the field)."""
 
 
+def call_factory(factory, options: dict[str, Any], what: str, detail: str = "") -> Any:
+    """``factory(**options)``; a missing optional package is one line ``{what} needs ...`` and a bad
+    option (TypeError/ValueError) one line ``{what}{detail}: {message}``, both :class:`ConfigError`."""
+    from evobench.errors import missing_package
+
+    try:
+        return factory(**options)
+    except ModuleNotFoundError as e:
+        raise ConfigError(f"{what} {missing_package(e)}") from None
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{what}{detail}: {' '.join(str(e).split())}") from None
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -25,8 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from evobench.config import ConfigError, TaskSpec
-from evobench.errors import missing_package
+from evobench.config import ConfigError, TaskSpec, call_factory
 from evobench.models.base import ModelPool
 from evobench.problem import Problem, factory_accepts
 from evobench.registry import TASKS
@@ -90,13 +89,8 @@ def _report_problem(spec: TaskSpec, search_spec: TaskSpec, search: Problem, devi
         options.update({k: given[k] for k in MODEL_OPTIONS if k in given and factory_accepts(factory, k)})
     elif factory_accepts(factory, "device"):
         options["device"] = search_options(search_spec, device).get("device", device)
-    try:
-        return factory(**options)
-    except ModuleNotFoundError as e:
-        raise ConfigError(f"{what} {missing_package(e)}") from None
-    except (TypeError, ValueError) as e:
-        opts = f" with options {spec.options}" if spec.options else ""
-        raise ConfigError(f"{what}{opts} (reporting on task {search.name!r}): {' '.join(str(e).split())}") from None
+    opts = f" with options {spec.options}" if spec.options else ""
+    return call_factory(factory, options, what, f"{opts} (reporting on task {search.name!r})")
 
 
 def _model_difference(a: ModelPool, b: ModelPool) -> str | None:

@@ -2,12 +2,13 @@
 arithmetic word problems written in Japanese are answered correctly AND in Japanese.
 
 Models (:mod:`evobench.tasks.ja_math_mini_models`): a tiny Llama base pretrained on bilingual
-problems with restatements only (no computed answers), a math specialist ``en-math`` fine-tuned on
-worked answers ``a + b = c.`` (it computes, but never writes Japanese) and a Japanese specialist
-``ja`` fine-tuned on answers in the Japanese frame ``答え: a + b = n。`` with uncomputed numbers (it
-answers in Japanese, but cannot add). Both are fine-tuned from the
-base, which is the pool's base for task vectors; every merge space is offered (``ps``, ``params``,
-``dfs``, ``ps+dfs``).
+problems followed by their equation with a random result (no computed answers), a math specialist
+``en-math`` whose lower decoder layers are fine-tuned on correct results ``a + b = c`` (it computes,
+but never writes Japanese) and a Japanese specialist ``ja`` whose last decoder layer is fine-tuned on
+answers ``a + b = n個`` with random ``n`` and the problem's counter word (it answers in Japanese, but
+cannot add). Both are fine-tuned from the base, which is the pool's base for task vectors; the two
+task vectors live in disjoint layers. Every merge space is offered (``ps``, ``params``, ``dfs``,
+``ps+dfs``).
 
 Task: Japanese word problems (``a + b`` and ``a - b`` with a, b, results in 1..18; search split 64,
 test split 128, distinct texts, fixed seeds), prompt ``Q: {problem}\\nA:``, greedy generation through

@@ -5,15 +5,17 @@ problem about a person and some items. Every text used anywhere is generated her
 
 - the task's problems (Japanese, distinct texts; by default 64 search / 128 test);
 - the base model's bilingual pretraining text: problems in English and in Japanese, each followed
-  by its language-neutral restatement ``a + b`` -- no computed answer anywhere;
-- the math specialist's fine-tuning text: worked answers ``a + b = c.`` (correct; no Japanese) to
+  by its language-neutral equation with a RANDOM result, ``a + b = n`` -- no computed answer anywhere;
+- the math specialist's fine-tuning text: correct worked answers ``a + b = c`` (no Japanese) to
   English problems, to bare equations (a share ``bare``) and to Japanese problems (a share
   ``other_language``);
-- the Japanese specialist's fine-tuning text: Japanese problems answered in the Japanese frame
-  ``答え: a + b = n。`` where ``n`` is random and not trained on: it learns the frame, not arithmetic.
+- the Japanese specialist's fine-tuning text: Japanese problems answered ``a + b = n個`` -- the
+  equation with a random result ``n`` followed by the problem's counter word (個, 本, 冊, 枚): it
+  learns the Japanese frame, not arithmetic.
 
-No training text repeats one of the first :data:`MAX_PROBLEMS` task problems. Prompts are
-``Q: {problem}\nA:``; completions start with a space.
+The only Japanese-specific thing an answer has is the counter after the result; the only skill the
+math specialist adds is the result. No training text repeats one of the first :data:`MAX_PROBLEMS`
+task problems. Prompts are ``Q: {problem}\nA:``; completions start with a space.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class WordProblem:
     a: int
     b: int
     text: str
+    unit: str = ""  # the Japanese counter word of the items (個, 本, 冊, 枚)
 
     @property
     def answer(self) -> int:
@@ -80,7 +83,7 @@ def make_problem(rng: random.Random, lang: str, op: str | None = None) -> WordPr
         text = template.format(n=en_name, i=en_item, a=a, b=b)
     else:
         text = template.format(n=ja_name, i=ja_item, c=counter, a=a, b=b)
-    return WordProblem(lang, op, a, b, text)
+    return WordProblem(lang, op, a, b, text, counter)
 
 
 def task_problems(n: int = MAX_PROBLEMS) -> list[WordProblem]:
@@ -103,18 +106,16 @@ def task_splits(n_search: int = 64, n_test: int = 128) -> dict[str, list[WordPro
 
 
 def training_texts(kind: str, n: int, seed: int, exclude: set[str], bare: float = 0.0,
-                   other_language: float = 0.0) -> list[tuple[str, tuple[tuple[str, bool], ...]]]:
-    """``n`` training texts for one stage, never on a problem text in ``exclude``.
+                   other_language: float = 0.0) -> list[tuple[str, str]]:
+    """``n`` training texts ``(prompt, completion)`` for one stage, never on a problem text in ``exclude``.
 
-    A text is ``(prompt, segments)``: the completion as ``(text, trained)`` pieces (the loss skips
-    pieces with ``trained=False``). ``kind``: ``"base"`` (English and Japanese problems, each followed
-    by its restatement only), ``"en"`` (English problems with correct English answers; a share
-    ``bare`` of bare equations and a share ``other_language`` of Japanese problems, answered in
-    English) or ``"ja"`` (Japanese problems in the Japanese frame with a random number, the number
-    after ``=`` not trained: the frame and the restated number are learned, no arithmetic).
+    ``kind``: ``"base"`` (English and Japanese problems, each followed by its equation with a random
+    result ``a + b = n``), ``"en"`` (problems with correct results ``a + b = c``: English ones, a share
+    ``bare`` of bare equations and a share ``other_language`` of Japanese problems) or ``"ja"``
+    (Japanese problems answered ``a + b = n`` + the counter word, ``n`` random: the frame, no arithmetic).
     """
     rng = random.Random(f"ja-math-mini-{kind}-{seed}")
-    out: list[tuple[str, tuple[tuple[str, bool], ...]]] = []
+    out: list[tuple[str, str]] = []
     while len(out) < n:
         lang = rng.choice(("en", "ja")) if kind == "base" else kind
         if kind == "en" and rng.random() < other_language:
@@ -124,14 +125,12 @@ def training_texts(kind: str, n: int, seed: int, exclude: set[str], bare: float 
             continue
         if kind == "en" and rng.random() < bare:  # a bare equation: arithmetic without words
             p = WordProblem("en", p.op, p.a, p.b, p.equation)
-        if kind == "base":
-            segments = ((f" {p.equation}", True),)
-        elif kind == "en":
-            segments = ((f" {p.equation} = {p.answer}.", True),)
+        if kind == "en":
+            completion = f" {p.equation} = {p.answer}"
         else:
-            guess = rng.randint(0, 18)
-            segments = ((f" 答え: {p.equation} =", True), (f" {guess}", False), ("。", True))
-        out.append((p.prompt, segments))
+            guess = rng.randint(0, 18)  # a random result: no arithmetic is ever trained
+            completion = f" {p.equation} = {guess}" + (p.unit if kind == "ja" else "")
+        out.append((p.prompt, completion))
     return out
 
 

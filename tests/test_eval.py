@@ -58,3 +58,76 @@ def test_eval_bad_input_is_one_line(saved_run, model, tasks, needle, tmp_path, c
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and needle in err, err
     assert not any((tmp_path / "o").glob("eval-*"))
+
+
+def test_eval_options_reach_the_task_factory(saved_run, tmp_path, capsys):
+    """`-o hidden=64` builds the task with 64 hidden units: the saved 256-unit model no longer fits."""
+    folder, run = saved_run
+    best = str(folder / "best_model.safetensors")
+    code = cli.main(["eval", best, "--tasks", "digits-specialists", "-o", "hidden=64", "--no-tracking",
+                     "--out", str(tmp_path / "a")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "not a" in err, err
+    assert cli.main(["eval", best, "--tasks", "digits-specialists", "--option", "digits-specialists:hidden=256",
+                     "--no-tracking", "--out", str(tmp_path / "b")]) == 0
+    (res_dir,) = (tmp_path / "b").iterdir()
+    res = json.loads((res_dir / "results.json").read_text())["tasks"]["digits-specialists"]
+    assert res["options"] == {"hidden": 256} and res["score"] == run.test_score
+
+
+@pytest.mark.parametrize("option, needle", [
+    ("hidden", "write KEY=VALUE"),
+    ("hidden_units=64", "takes no option 'hidden_units'"),
+    ("mgsm-ja:limit_test=1", "not among --tasks"),
+    ("models=org/x", "give models with MODEL"),
+    ("batch_size=4", "--batch-size"),
+    ("seed=2024-01-01", "plain number"),  # YAML reads a date: not a JSON value for results.json
+    ("seed=[1", "not valid YAML"),
+])
+def test_eval_bad_option_is_one_line(saved_run, option, needle, tmp_path, capsys):
+    folder, _ = saved_run
+    code = cli.main(["eval", str(folder / "best_model.safetensors"), "--tasks", "digits-specialists", "-o", option,
+                     "--no-tracking", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and needle in err, err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_eval_of_a_language_model_on_released_files(tmp_path, capsys):
+    """`evobench eval DIR --tasks ... -o data_dir=...` scores the released files (no hub): the same
+    records as the task built with that data_dir, and a per-task option reaches only its task."""
+    pytest.importorskip("transformers")
+    from tests.lm_task_helpers import REAL, save_tiny_model
+
+    if not (REAL / "jglue").is_dir():
+        pytest.skip(f"no released benchmark files at {REAL}")
+    from evobench.registry import TASKS
+    from evobench.tasks.lm_common import score_model
+
+    model = str(save_tiny_model(tmp_path / "tiny"))
+    assert cli.main(["eval", model, "--tasks", "jp-lmeh-jcqa,jp-lmeh-jsquad", "--limit", "3", "--device", "cpu",
+                     "-o", f"data_dir={REAL}", "-o", "jp-lmeh-jsquad:max_new_tokens=2", "--no-tracking",
+                     "--out", str(tmp_path / "out")]) == 0
+    (res_dir,) = (tmp_path / "out").iterdir()
+    res = json.loads((res_dir / "results.json").read_text())["tasks"]
+    assert res["jp-lmeh-jcqa"]["options"] == {"data_dir": str(REAL)}
+    assert res["jp-lmeh-jsquad"]["options"] == {"data_dir": str(REAL), "max_new_tokens": 2}
+    squad = [json.loads(x) for x in (res_dir / "records" / "jp-lmeh-jsquad.jsonl").read_text().splitlines()]
+    assert len(squad) == 3 and all(r["n_new_tokens"] <= 2 for r in squad)
+    assert any(r["stopped_by"] == "length" for r in squad)  # the tiny random model never stops by itself
+    direct = score_model(TASKS.get("jp-lmeh-jcqa")(models=[model], data_dir=REAL, device="cpu"), "test", 3)
+    jcqa = [json.loads(x) for x in (res_dir / "records" / "jp-lmeh-jcqa.jsonl").read_text().splitlines()]
+    assert [r["logprobs"] for r in jcqa] == [r["logprobs"] for r in direct.predictions]
+    assert [r["prediction"] for r in jcqa] == [r["prediction"] for r in direct.predictions]
+
+
+def test_eval_shows_each_task_as_it_is_scored(saved_run, tmp_path, capsys):
+    """A task's line is printed when it is scored, before later tasks run (here the second one fails:
+    the first one's score was already shown, and no results folder is left)."""
+    folder, run = saved_run
+    code = cli.main(["eval", str(folder / "best_model.safetensors"), "--tasks",
+                     "digits-specialists,digits-specialists-blocks", "--no-tracking", "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 2 and "not a" in captured.err
+    assert captured.out.startswith("digits-specialists") and f"accuracy {100 * run.test_score:.2f}" in captured.out
+    assert "results:" not in captured.out and not any(tmp_path.glob("eval-*"))

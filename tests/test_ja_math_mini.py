@@ -24,7 +24,9 @@ from evobench.tasks.ja_math_mini_data import (  # noqa: E402
 )
 
 TINY = jm_models.Recipe(vocab_size=300, hidden=16, layers=2, heads=2, kv_heads=1, intermediate=32,
-                        n_texts=200, base_steps=3, en_steps=2, ja_steps=2, batch_size=4)
+                        n_texts=200, base_steps=3, en_steps=2, ja_steps=2, batch_size=4, en_layers=(0,),
+                        ja_layers=(1,))
+COUNTERS = {"個", "本", "冊", "枚"}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def test_data_is_deterministic_and_splits_disjoint():
     assert len(search) == 64 and len(test) == 128 and not search & test
     ops = [p.op for p in a["test"]]
     assert ops.count("+") == ops.count("-") == 64
-    assert all(1 <= p.answer <= 18 and p.lang == "ja" for p in a["search"] + a["test"])
+    assert all(1 <= p.answer <= 18 and p.lang == "ja" and p.unit in COUNTERS for p in a["search"] + a["test"])
     first = a["search"][0]
     assert first.prompt.startswith("Q: ") and first.prompt.endswith("\nA:") and "持っています" in first.text
 
@@ -51,13 +53,33 @@ def test_training_texts_never_contain_a_task_problem():
     for kind in ("base", "en", "ja"):
         texts = training_texts(kind, 300, 0, reserved, bare=0.3, other_language=0.3)
         assert not {prompt[3:-3] for prompt, _ in texts} & reserved
-    en = training_texts("en", 50, 0, set())
-    assert all(seg[0][0].endswith(".") and not is_japanese(seg[0][0]) for _, seg in en)
-    ja = training_texts("ja", 50, 0, set())
-    assert all(seg[1][1] is False and seg[0][0].startswith(" 答え:") for _, seg in ja)
+
+
+def _result(completion: str) -> int:
+    return int(completion.split("=")[1].strip().rstrip("".join(COUNTERS)))
+
+
+def _equation_value(completion: str) -> int:
+    a, op, b = completion.split("=")[0].split()
+    return int(a) + int(b) if op == "+" else int(a) - int(b)
+
+
+def test_only_the_math_stage_computes_and_only_the_japanese_stage_writes_japanese():
+    texts = {kind: training_texts(kind, 400, 0, set(), bare=0.3, other_language=0.15) for kind in ("base", "en", "ja")}
+    en = texts["en"]
+    assert all(_result(c) == _equation_value(c) and not is_japanese(c) for _, c in en)
+    assert any("持っています" in p for p, _ in en) and any(p == f"Q: {c.split('=')[0].strip()}\nA:" for p, c in en)
+    for kind in ("base", "ja"):  # random results: right about 1 time in 19, never by design
+        right = np.mean([_result(c) == _equation_value(c) for _, c in texts[kind]])
+        assert 0.02 < right < 0.1, (kind, right)
+        assert all(0 <= _result(c) <= 18 for _, c in texts[kind])
+    assert not any(is_japanese(c) for _, c in texts["base"])
+    # the Japanese frame is the problem's own counter word after the result, e.g. " 8 + 1 = 17冊"
+    assert all(is_japanese(c) and c[-1] in COUNTERS and f"{c[-1]}持っています" in p for p, c in texts["ja"])
 
 
 def test_answer_checker_on_fixed_strings():
+    assert check_answer(" 3 + 5 = 8個", 8) == (True, True)
     assert check_answer(" 答え: 3 + 5 = 8。", 8) == (True, True)
     assert check_answer("答えは8です。", 8) == (True, True)
     assert check_answer(" 3 + 5 = 8. The answer is 8.", 8) == (True, False)
@@ -85,9 +107,32 @@ def test_training_is_deterministic_and_cached(tmp_path, monkeypatch):
     _, retrained, _ = jm_models.train_models(TINY)
     assert all(torch.equal(models[n].state_dict()[k], v) for n in ("base", "en", "ja")
                for k, v in retrained[n].state_dict().items())
-    assert not torch.equal(retrained["en"].state_dict()["lm_head.weight"],
-                           retrained["ja"].state_dict()["lm_head.weight"])
     assert len(set(digest.values())) == 2
+    # each specialist changed exactly its own decoder layers (en: 0, ja: 1); all else is the base's
+    base = models["base"].state_dict()
+    for name, layer in (("en", "model.layers.0."), ("ja", "model.layers.1.")):
+        state = models[name].state_dict()
+        assert all(torch.equal(v, base[k]) for k, v in state.items() if not k.startswith(layer))
+        assert all(not torch.equal(v, base[k]) for k, v in state.items() if k.startswith(layer + "self_attn"))
+
+
+def test_recipe_refuses_layers_the_model_does_not_have():
+    with pytest.raises(ValueError, match="en_layers must name decoder layers in 0..1"):
+        jm_models.Recipe(layers=2, en_layers=(0, 2), ja_layers=(1,))
+    with pytest.raises(ValueError, match="ja_layers"):
+        jm_models.Recipe(ja_layers=())
+
+
+def test_tokenizer_keeps_japanese_characters_apart():
+    recipe = jm_models.Recipe(n_texts=300)
+    tok = jm_models._tokenizer(recipe, jm_models._stage_texts(recipe))
+    first = task_splits()["search"][0]
+    prompt = first.prompt
+    counter = tok.encode(first.unit, add_special_tokens=False)
+    assert len(counter) == 1 and tok.decode(counter) == first.unit
+    assert counter[0] in tok.encode(prompt, add_special_tokens=False)  # the base learns to write it
+    assert tok.encode(f" 3 + 5 = 8{first.unit}", add_special_tokens=False)[-1] == counter[0]
+    assert tok.decode(tok.encode(prompt, add_special_tokens=False)) == prompt
 
 
 def test_factory_validates_options():
@@ -105,13 +150,37 @@ def _merge(problem, w_en: float, w_ja: float):
 
 
 def test_story_sources_fail_and_a_merge_wins(problem):
-    task = problem.task
-    scores = {name: task.evaluate(problem.pool.family.build(st), "test").metrics for name, st in problem.pool.sources}
+    task, pool = problem.task, problem.pool
+    scores = {name: task.evaluate(pool.family.build(st), "test").metrics for name, st in pool.sources}
     en, ja = scores["en-math"], scores["ja"]
-    assert en["acc"] > 0.8 and en["acc_ja"] == 0.0 and en["ja_rate"] == 0.0  # computes, never Japanese
-    assert ja["ja_rate"] > 0.9 and ja["acc_ja"] < 0.1  # Japanese, cannot compute
-    merged = task.evaluate(_merge(problem, 0.5, 1.0), "test").metrics  # measured: acc_ja 0.156 vs 0.0 / 0.055
-    assert merged["acc_ja"] > 0.12 and merged["acc_ja"] >= max(en["acc_ja"], ja["acc_ja"]) + 0.05
+    # measured: en-math acc 0.99, acc_ja 0; ja ja_rate 1.0, acc_ja 0.086 (its random results)
+    assert en["acc"] > 0.9 and en["acc_ja"] == 0.0 and en["ja_rate"] == 0.0  # computes, never Japanese
+    assert ja["ja_rate"] > 0.9 and ja["acc_ja"] <= 0.1  # Japanese, cannot compute
+    # task arithmetic with both weights 1 (a corner of the PS box): measured acc_ja 0.92
+    merged = task.evaluate(_merge(problem, 1.0, 1.0), "test").metrics
+    assert merged["acc_ja"] >= 0.85 and merged["ja_rate"] > 0.95
+    # half of each task vector answers "5" to 122 of the 128 problems: measured acc_ja 0.08
+    assert task.evaluate(_merge(problem, 0.5, 0.5), "test").metrics["acc_ja"] < 0.2
+
+
+def test_disjoint_task_vectors_make_a_layer_path(problem):
+    """The task vectors live in disjoint layers (en-math: 0 and 1, ja: 3), so the merge is also the layer
+    path en-math 0, 1, 2 then ja 3, and a per-layer recipe."""
+    pool = problem.pool
+    base = pool.base
+    (_, en), (_, ja) = pool.sources
+    changed = {name: {k.split(".")[2] for k in base if not torch.equal(st[k], base[k])}
+               for name, st in (("en", en), ("ja", ja))}
+    assert changed == {"en": {"0", "1"}, "ja": {"3"}}
+    path = pool.family.build_path([en, ja], [(0, 0), (0, 1), (0, 2), (1, 3)], [1.0] * 4)
+    assert problem.task.evaluate(path, "test").metrics["acc_ja"] >= 0.85  # measured 0.92
+    from evobench.spaces.ps import PSSpace
+
+    space = PSSpace(pool, op="task_arithmetic", granularity="layer")  # genes: (group, weight, model)
+    genes = np.zeros((len(space.groups), 2))
+    genes[space.groups.index("model.layers.0"), 0] = genes[space.groups.index("model.layers.1"), 0] = 1.0
+    genes[space.groups.index("model.layers.3"), 1] = 1.0
+    assert problem.task.evaluate(space.build(genes.reshape(-1)), "test").metrics["acc_ja"] >= 0.85
 
 
 def test_problem_offers_every_space_and_descriptors(problem):

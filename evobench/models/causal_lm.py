@@ -123,17 +123,22 @@ class CausalLMFamily(ModelFamily, BlockStack):
     def layer_groups(self) -> dict[str, list[str]]:
         """Tensor names per decoder layer (``"model.layers.3"`` ...), then ``"outside layers"`` for the
         rest (embeddings, final norm, head): the groups of per-layer merge recipes."""
-        stem = self.layers_name + "."
-        groups: dict[str, list[str]] = {f"{stem}{i}": [] for i in range(self.n_blocks())}
-        rest = []
-        for name in self._shapes:
-            if name.startswith(stem):
-                groups[stem + name[len(stem):].split(".")[0]].append(name)
-            else:
-                rest.append(name)
-        if rest:
-            groups[OUTSIDE_LAYERS] = rest
-        return groups
+        return decoder_layer_groups(self._shapes, self.layers_name, self.n_blocks())
+
+
+def decoder_layer_groups(names, layers_name: str, n_blocks: int) -> dict[str, list[str]]:
+    """``names`` grouped per decoder layer ``{layers_name}.{i}``, then :data:`OUTSIDE_LAYERS` for the rest."""
+    stem = layers_name + "."
+    groups: dict[str, list[str]] = {f"{stem}{i}": [] for i in range(n_blocks)}
+    rest = []
+    for name in names:
+        if name.startswith(stem):
+            groups[stem + name[len(stem):].split(".")[0]].append(name)
+        else:
+            rest.append(name)
+    if rest:
+        groups[OUTSIDE_LAYERS] = rest
+    return groups
 
 
 def _config(model_or_config):

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from evobench.models.base import BlockStack, ModelFamily, ModelPool, State
-from evobench.models.causal_lm import OUTSIDE_LAYERS, IncompatibleModelsError, copy_into
+from evobench.models.causal_lm import IncompatibleModelsError, copy_into, decoder_layer_groups
 from evobench.models.decoder_path import DecoderPaths, decoder_layers_name
 from evobench.models.lm_loading import (
     load_causal_lm,
@@ -172,17 +172,7 @@ class VLMFamily(ModelFamily, BlockStack):
 
     def layer_groups(self) -> dict[str, list[str]]:
         """Tensor names per decoder layer, then ``"outside layers"`` (embeddings, final norm, head)."""
-        stem = self.layers_name + "."
-        groups: dict[str, list[str]] = {f"{stem}{i}": [] for i in range(self.n_blocks())}
-        rest = []
-        for name in self._shapes:
-            if name.startswith(stem):
-                groups[stem + name[len(stem):].split(".")[0]].append(name)
-            else:
-                rest.append(name)
-        if rest:
-            groups[OUTSIDE_LAYERS] = rest
-        return groups
+        return decoder_layer_groups(self._shapes, self.layers_name, self.n_blocks())
 
 
 def _tokenizer_difference(vlm_tok: Any, lm_tok: Any) -> str | None:

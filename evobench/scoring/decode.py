@@ -52,6 +52,17 @@ def _check_finite(logits: torch.Tensor, where: str) -> None:
         raise NonFiniteError(f"non-finite logits from the model ({where})")
 
 
+def left_pad(prompts: Sequence[Tokens], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids left-padded with ``pad_id`` into one (n, longest) batch, and its attention mask."""
+    n, width = len(prompts), max(len(p) for p in prompts)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
+        mask[i, width - len(p):] = 1
+    return ids, mask
+
+
 def _first_stop(text: str, stops: Sequence[str], start: int = 0) -> tuple[int, str | None]:
     """The earliest index in ``text[start:]`` where a stop string begins, and that stop string."""
     best, which = -1, None
@@ -71,12 +82,8 @@ def greedy_batch(model, prompts: Sequence[Tokens], budgets: Sequence[int], stops
     after ``budgets[i]`` new tokens; the batch stops when every row has stopped. Rows are
     independent: the attention mask hides padding and positions count from each row's first token.
     """
-    n, width = len(prompts), max(len(p) for p in prompts)
-    ids = torch.full((n, width), pad_id, dtype=torch.long)
-    mask = torch.zeros((n, width), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
-        mask[i, width - len(p):] = 1
+    n = len(prompts)
+    ids, mask = left_pad(prompts, pad_id)
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp_min(0)
     params = _parameters(model)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from evobench.errors import NonFiniteError
-from evobench.scoring.decode import Greedy, _first_stop
+from evobench.scoring.decode import Greedy, _first_stop, left_pad
 
 Tokens = tuple[int, ...]
 
@@ -53,11 +53,7 @@ def generate_batch(model, prompts: Sequence[Tokens], *, max_new_tokens: int, num
     from transformers import GenerationConfig, LogitsProcessorList
 
     n, width = len(prompts), max(len(p) for p in prompts)
-    ids = torch.full((n, width), pad_id, dtype=torch.long)
-    mask = torch.zeros((n, width), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
-        mask[i, width - len(p):] = 1
+    ids, mask = left_pad(prompts, pad_id)
     eos = sorted(int(t) for t in eos_ids)
     config = GenerationConfig(do_sample=False, num_beams=int(num_beams), repetition_penalty=float(repetition_penalty),
                               max_new_tokens=int(max_new_tokens), eos_token_id=eos or None, pad_token_id=int(pad_id),
