@@ -59,6 +59,7 @@ def test_registered_and_split_as_webshop_mini(tiny_dir):
     ("limit_test", 0, "limit_test must be a positive integer"),
     ("data_dir", "/nonexistent/webshop", "data_dir: no such directory"),
     ("prompt", "short", "prompt must be one of react, compact"),
+    ("snap", "yes", "snap must be true or false"),
 ])
 def test_bad_options_are_one_line_errors(tiny_dir, option, value, message):
     with pytest.raises(ValueError, match=message) as e:
@@ -71,6 +72,8 @@ def test_compact_prompt_is_played_and_changes_the_data_hash(tiny_dir):
     compact = webshop(**_options(tiny_dir, limit_test=1, prompt="compact")).task
     assert react.prompt == "react" and compact.prompt == "compact"
     assert react.data_hash() != compact.data_hash()
+    assert compact.data_hash() != webshop(**_options(tiny_dir, limit_test=1, prompt="compact", history=2)).task.data_hash()
+    assert compact.data_hash() != webshop(**_options(tiny_dir, limit_test=1, prompt="compact", snap=True)).task.data_hash()
     seen = []
     generate = compact.engine.generate
 

@@ -59,7 +59,7 @@ class WebShopTask(Task):
     metrics = ("score", "success_rate", "invalid_rate")
 
     def __init__(self, shop: WebShop, splits: dict[str, list[Goal]], engine, max_new_tokens: int = 32,
-                 history: int = 3, prompt: str = "react") -> None:
+                 history: int = 3, prompt: str = "react", snap: bool = False) -> None:
         if prompt not in PROMPTS:
             raise ValueError(f"webshop: prompt must be one of {', '.join(PROMPTS)}, got {prompt!r}")
         self.prompt = prompt
@@ -68,6 +68,7 @@ class WebShopTask(Task):
         self.engine = engine
         self.max_new_tokens = int(max_new_tokens)
         self.history = int(history)
+        self.snap = bool(snap)
 
     def split_sizes(self) -> dict[str, int]:
         return {s: len(goals) for s, goals in self.splits.items()}
@@ -77,7 +78,7 @@ class WebShopTask(Task):
         goals = head(self.splits[split], limit)
         try:
             sessions = run_episodes(self.shop, goals, LMAgent(self.engine, model, self.max_new_tokens, self.history,
-                                                                  self.prompt == "compact"))
+                                                                  self.prompt == "compact", self.snap))
         finally:  # prompts after the first depend on the model: a search would cache new ones without end
             self.engine.tokens.clear()
         scores = np.array([s.reward for s in sessions], dtype=np.float64)
@@ -109,7 +110,8 @@ class WebShopTask(Task):
         return [self._id(g) for g in self.splits[split]]
 
     def data_hash(self) -> str:
-        prompt = (HEADER, self.history) if self.prompt == "react" else ("compact",)
+        prompt = (HEADER, self.history) if self.prompt == "react" else ("compact", self.history)
+        prompt += ("snap",) if self.snap else ()
         return rows_hash({s: [g.as_dict() for g in goals] for s, goals in self.splits.items()},
                          self.shop.catalogue.fingerprint(), prompt[0], self.shop.step_limit, *prompt[1:],
                          self.max_new_tokens)
@@ -167,18 +169,22 @@ def shop_splits(folder, seed: int, step_limit: int, limit_search, limit_test) ->
 def webshop(models, base: str | None = None, data_dir=None, seed: int = 0, step_limit: int = STEP_LIMIT,
             history: int = 3, max_new_tokens: int = 32, batch_size: int = 8, device: str = "cpu",
             dtype: str = "float32", limit_search: int | None = None, limit_test: int | None = None,
-            prompt: str = "react") -> Problem:
+            prompt: str = "react", snap: bool = False) -> Problem:
     """WebShop with a language-model agent: score = mean reward of its purchases (ReAct-style prompt).
 
     ``models``: hub ids, directories or ``.gguf`` files (one model: scoring only). ``data_dir``: a
     folder holding the released WebShop files; None plays the generated webshop-mini catalogue.
     ``seed`` draws prices in price ranges and the goals' price bounds (and generates webshop-mini).
-    ``prompt``: ``react`` (header, history, available actions) or ``compact`` (the current page only).
+    ``prompt``: ``react`` (header, history, available actions) or ``compact`` (the current page and
+    the last ``history`` actions). ``snap``: a click naming no button of the page clicks the most
+    similar one.
     """
     names = check_common(models, base, max_new_tokens, batch_size, device, dtype)
     check_options(step_limit, history, seed, limit_search, limit_test, prompt)
+    if not isinstance(snap, bool):
+        raise ValueError(f"snap must be true or false, got {snap!r}")
     folder = optional_path("data_dir", data_dir, "dir")
     shop, splits = shop_splits(folder, seed, step_limit, limit_search, limit_test)
     pool = lm_pool(names, base, device, dtype)
-    task = WebShopTask(shop, splits, make_engine(pool, batch_size), max_new_tokens, history, prompt)
+    task = WebShopTask(shop, splits, make_engine(pool, batch_size), max_new_tokens, history, prompt, snap)
     return lm_problem("webshop", task, pool, f"WebShop ({shop.catalogue.source}, {len(splits[TEST])} test goals)")
