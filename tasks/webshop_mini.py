@@ -11,7 +11,9 @@ these two models (no ``models`` option), so ``mean-of`` can score them on both t
   (stop at a newline or ``Q:``), answer = the last number of the completion (MGSM's rule). Per-example
   score 1/0, primary metric ``acc``.
 - ``webshop-mini``: the ``webshop`` task on the generated catalogue with the compact prompt (the
-  current page, ``Action:``), at most ``step_limit`` actions (6 by default: the teacher needs 3-5).
+  current page, the last 5 actions, ``Action:``) and snapped clicks (a click naming no button of the
+  page clicks the most similar one), at most ``step_limit`` actions (6 by default: the teacher
+  needs 3-5).
 """
 
 from __future__ import annotations
@@ -114,11 +116,12 @@ def webshop_mini(step_limit: int = 6, max_new_tokens: int = 24, batch_size: int 
               limit_search=limit_search, limit_test=limit_test)
     from evobench.scoring import LMEngine
     from evobench.tasks.webshop.task import WebShopTask, shop_splits
+    from evobench.tasks.webshop_mini_models import HISTORY
 
     shop, splits = shop_splits(None, 0, step_limit, limit_search, limit_test)
     tok, pool = _pool()
     task = WebShopTask(shop, splits, LMEngine(tok, batch_size=batch_size, add_bos=True), max_new_tokens,
-                       history=0, prompt="compact")
+                       history=HISTORY, prompt="compact", snap=True)
     return Problem("webshop-mini", task, pool, baseline_defaults={"mutation_std": 0.0},
                    description=f"merge a tiny agent LM and a tiny math LM on WebShop ({shop.catalogue.source}, "
                                f"{len(splits[TEST])} test goals)")

@@ -81,6 +81,69 @@ def test_agent_imitation_data_is_the_oracle_on_pages_never_on_test_goals():
     n = 2 + len(goal.goal_options)  # then each goal option, then buy now
     assert [a for _, a in steps[2:n]] == [f"click[{o}]" for o in goal.goal_options]
     assert steps[n][1] == "click[buy now]"
+    # each prompt shows the actions taken so far (the first none)
+    assert steps[2][0].endswith(f"\nActions: search[{goal.query}] click[{first_result.asin}]\nAction:")
+    assert steps[n][0].endswith(f"\nActions: {' '.join(a for _, a in steps[:n])}\nAction:")
+
+
+def test_recipe_layers_must_be_disjoint_decoder_layers():
+    from evobench.tasks.webshop_mini_models import Recipe
+
+    with pytest.raises(ValueError, match="overlap"):
+        Recipe(agent_layers=(1, 2), math_layers=(0, 1))
+    with pytest.raises(ValueError, match=r"agent_layers must name decoder layers in 0\.\.3"):
+        Recipe(agent_layers=(4,))
+
+
+def test_base_sees_random_pages_which_the_math_fine_tune_keeps():
+    from evobench.tasks.webshop.agents import RandomAgent
+    from evobench.tasks.webshop_mini_models import Recipe, _stage_texts, agent_episodes
+
+    texts = _stage_texts(Recipe(agent_catalogues=1, n_math_texts=50))
+    random_steps = agent_episodes(1, RandomAgent(0))
+    # the base: word problems (restated, never answered) interleaved with the random agent's pages
+    assert texts["base"][1] == (random_steps[0][0], f" {random_steps[0][1]}")
+    assert texts["base"][0][1].count("=") == 0 and texts["base"][0][0].startswith("Q: ")
+    teacher_steps = agent_episodes(1)
+    assert random_steps[0][0] == teacher_steps[0][0]
+    assert [a for _, a in random_steps[:6]] != [a for _, a in teacher_steps[:6]]
+    assert texts["pages"] == [(p, f" {a}") for p, a in random_steps]  # what the math fine-tune keeps
+    assert texts["agent"] == [(p, f" {a}") for p, a in teacher_steps] and len(texts["math"]) == 50
+
+
+def test_keeping_fine_tune_changes_only_its_layers_and_keeps_page_features():
+    """Two fine-tunes of one model on the same data: with the keeping loss the features of pages
+    (after the trained layers) stay closer to the base's than without it."""
+    import torch
+
+    from evobench.models.tiny_lm import tiny_llama, tiny_llama_config, tiny_tokenizer
+    from evobench.tasks.webshop_mini_models import train_keeping
+
+    tok = tiny_tokenizer()
+    config = tiny_llama_config(tok, hidden=16, layers=3, heads=2, kv_heads=1, intermediate=32)
+    base = tiny_llama(config, seed=0).eval()
+    texts = [("the cat", " sat on the mat"), ("a dog", " ran in the park")]
+    pages = [("", "one two three four five six"), ("", "seven eight nine ten")]
+    ids = torch.tensor([tok.encode("one two three four five six")])
+
+    def fine_tuned(keep):
+        m = tiny_llama(config, seed=0)
+        m.load_state_dict(base.state_dict())
+        losses = train_keeping(m, base, tok, texts, pages, 30, 1e-2, 2, 0, (0,), keep, 2)
+        return m, losses
+
+    def drift(m):
+        h = [x.model(input_ids=ids, output_hidden_states=True).hidden_states[1] for x in (m, base)]
+        return float(((h[0] - h[1]) ** 2).mean())
+
+    free, free_losses = fine_tuned(0.0)
+    kept, kept_losses = fine_tuned(100.0)
+    changed = {k.split(".")[2] for k, v in kept.state_dict().items() if not torch.equal(v, base.state_dict()[k])}
+    assert changed == {"0"}  # only decoder layer 0 (embeddings, norms and the head stay the base's)
+    assert free_losses[0][1] == kept_losses[0][1] == 0.0  # the first step starts at the base
+    with torch.no_grad():
+        assert drift(kept) < 0.5 * drift(free)
+    assert kept_losses[-1][0] < kept_losses[0][0]  # and it still learns the texts
 
 
 @pytest.mark.slow
