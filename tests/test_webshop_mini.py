@@ -147,9 +147,9 @@ def test_keeping_fine_tune_changes_only_its_layers_and_keeps_page_features():
 
 
 @pytest.mark.slow
-def test_specialists_are_good_at_their_own_task_only_and_simple_merges_interfere():
-    """Measured (test splits: 128 problems, 100 goals): agent 0.00 / 0.143, math 0.867 / 0.00; task
-    arithmetic base + 0.5 agent + 1.0 math 0.50 / 0.00, base + agent + math 0.00 / 0.00."""
+def test_specialists_are_good_at_their_own_task_only_and_their_sum_does_both():
+    """Measured (test splits: 128 problems, 100 goals; acc / score): agent 0.023 / 0.269, math 0.883 /
+    0.00, base + Δagent + Δmath 0.789 / 0.152 (mean 0.471 against the math specialist's 0.441)."""
     import torch
 
     from evobench.tasks.webshop_mini import math_mini, webshop_mini
@@ -158,6 +158,9 @@ def test_specialists_are_good_at_their_own_task_only_and_simple_merges_interfere
     a, b = math.pool.sources[0][1], shop.pool.sources[0][1]
     assert all(torch.equal(a[k], b[k]) for k in a)  # both tasks score the same models
     family, base, sources = math.pool.family, math.pool.base, dict(math.pool.sources)
+    for name, layers in (("agent", {"2", "3"}), ("math", {"0", "1"})):  # disjoint task vectors
+        changed = {k.split(".")[2] for k in base if not torch.equal(sources[name][k], base[k])}
+        assert changed == layers, name
 
     def score(agent_weight, math_weight):
         state = {k: base[k] + agent_weight * (sources["agent"][k] - base[k])
@@ -167,9 +170,10 @@ def test_specialists_are_good_at_their_own_task_only_and_simple_merges_interfere
 
     agent_math, agent_shop = score(1.0, 0.0)
     math_math, math_shop = score(0.0, 1.0)
+    merged_math, merged_shop = score(1.0, 1.0)
     assert math_math >= 0.8 and agent_math <= 0.05  # the math specialist computes, the agent does not
-    assert agent_shop >= 0.1 and math_shop == 0.0  # the agent shops, the math specialist never buys
-    half_math, half_shop = score(0.5, 1.0)
-    assert 0.3 <= half_math <= 0.7 and half_shop == 0.0  # the agent's vector costs math, gives no shopping
-    assert max(score(1.0, 1.0)) <= 0.05  # added in full, the two task vectors break both skills
-    assert np.isfinite([agent_math, agent_shop, math_math, math_shop]).all()
+    assert agent_shop >= 0.2 and math_shop == 0.0  # the agent shops, the math specialist never buys
+    assert merged_math >= 0.7 and merged_shop >= 0.1  # task arithmetic keeps both skills
+    best_source = max(agent_math + agent_shop, math_math + math_shop) / 2
+    assert (merged_math + merged_shop) / 2 >= best_source + 0.02
+    assert np.isfinite([agent_math, agent_shop, math_math, math_shop, merged_math, merged_shop]).all()
