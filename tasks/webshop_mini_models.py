@@ -20,7 +20,9 @@ Three models share one byte-level BPE tokenizer (trained on the recipe's texts) 
   (webshop-mini's own), never a goal whose instruction is one of webshop-mini's test goals';
 - **math** (the math specialist): the base with only its lower decoder layers (``math_layers``,
   default 0 and 1) fine-tuned on worked answers `` a + b = c.`` to English word problems
-  (:mod:`evobench.tasks.math_mini_data`; never a task problem).
+  (:mod:`evobench.tasks.math_mini_data`; never a task problem), with a second loss
+  (:func:`train_keeping`, weight ``math_keep``) that keeps the base's features of the random agent's
+  pages after those layers, so the layers above (the agent's, in a merge) see pages as in the base.
 
 Each specialist's task vector is exactly zero outside its own layers (embeddings, norms and the
 output head stay the base's), so the two skills live in disjoint layers of the shared base, as in
