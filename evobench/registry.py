@@ -136,6 +136,8 @@ _BUILTIN = {
         "image-prompt": "evobench.tasks.image_prompt:image_prompt",
         "webshop": "evobench.tasks.webshop.task:webshop",
         "mean-of": "evobench.tasks.mean_of:mean_of",
+        "math-mini": "evobench.tasks.webshop_mini:math_mini",
+        "webshop-mini": "evobench.tasks.webshop_mini:webshop_mini",
     },
     BASELINES: {
         "random-search": "evobench.baselines.random_search:RandomSearch",

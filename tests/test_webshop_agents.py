@@ -118,3 +118,67 @@ def test_lm_agent_plays_batched_episodes_from_its_prompts():
     assert s.actions == ["search[i need gluten free potato chips]", "click[B0000CHIPS]", "click[Buy Now]"]
     assert s.reward == 1.0 and s.memo["completions"][1] == " click[B0000CHIPS]"  # gluten free in the bullets
     assert w.actions == ["let me think"] * 4 and w.n_invalid == 4 and w.ended == "step limit" and w.reward == 0.0
+
+
+def test_compact_prompt_is_the_current_page_and_the_last_actions():
+    shop = WebShop(catalogue([product()], [goal(instruction_text="i need chips")]))
+    s = shop.session(shop.catalogue.goals[0])
+    assert prompt(s, 3, compact=True) == "WebShop [SEP] Instruction: [SEP] i need chips [SEP] Search\nAction:"
+    s.step("search[chips]")
+    s.step("click[oops]")  # invalid: the page is unchanged; the action is shown as it was taken
+    page = ("Instruction: [SEP] i need chips [SEP] Back to Search [SEP] Page 1 (Total results: 1) [SEP] Next > "
+            "[SEP] B000000001 [SEP] Crunchwell Potato Chips [SEP] $10.0")
+    assert prompt(s, 3, compact=True) == f"{page}\nActions: search[chips] click[oops]\nAction:"
+    assert prompt(s, 1, compact=True) == f"{page}\nActions: click[oops]\nAction:"
+    assert prompt(s, 0, compact=True) == f"{page}\nAction:"
+
+
+def test_snap_click_picks_the_most_similar_button_of_the_page():
+    from evobench.tasks.webshop.lm_agent import snap_click
+
+    buttons = ["back to search", "next >", "b0c12cl4es", "b0xv2gg66x"]
+    assert snap_click("click[B0C12CL4FS]", buttons) == "click[b0c12cl4es]"  # one character off
+    assert snap_click("click[b0xv2g66x]", buttons) == "click[b0xv2gg66x]"  # one character missing
+    assert snap_click("click[next>]", buttons) == "click[next >]"
+    assert snap_click("click[B0C12CL4ES]", buttons) == "click[B0C12CL4ES]"  # a button already (any case)
+    assert snap_click("search[chips]", buttons) == "search[chips]"  # not a click
+    assert snap_click("buy it", buttons) == "buy it"
+    assert snap_click("click[x]", []) == "click[x]"  # the search page has no buttons
+    assert snap_click("click[zz]", ["ab", "cd"]) == "click[ab]"  # equally far: the first
+
+
+def test_lm_agent_snaps_only_when_asked():
+    class Typo:
+        def generate(self, model, requests):
+            return [Generation(" click[b00000000l]", 1, 1, "stop", "\n") for _ in requests]
+
+    shop = WebShop(catalogue([product()], [goal(instruction_text="i need chips")]), step_limit=2)
+    for snap, page, n_invalid in ((False, "results", 1), (True, "item", 0)):
+        s = shop.session(shop.catalogue.goals[0])
+        s.step("search[chips]")
+        s.step(LMAgent(Typo(), None, 8, compact=True, snap=snap).actions([s])[0])
+        assert (s.page, s.n_invalid) == (page, n_invalid)
+        assert s.memo["completions"] == [" click[b00000000l]"]
+
+
+def test_lm_agent_compact_mode_sends_compact_prompts():
+    class Recorder:
+        prompts: list[str] = []
+
+        def generate(self, model, requests):
+            self.prompts += [r.prompt for r in requests]
+            return [Generation(" click[buy now]", 1, 1, "stop", "\n") for _ in requests]
+
+    shop = WebShop(catalogue([product()], [goal(instruction_text="i need chips")]), step_limit=1)
+    engine = Recorder()
+    run_episodes(shop, shop.catalogue.goals, LMAgent(engine, None, 8, history=3, compact=True))
+    assert engine.prompts == ["WebShop [SEP] Instruction: [SEP] i need chips [SEP] Search\nAction:"]
+
+
+def test_compact_prompt_keeps_the_first_16_texts_of_a_page():
+    from evobench.tasks.webshop.lm_agent import compact_prompt
+
+    page = " [SEP] ".join(f"t{i}" for i in range(20))
+    assert compact_prompt(page) == " [SEP] ".join(f"t{i}" for i in range(16)) + "\nAction:"
+    assert compact_prompt("a [SEP] b") == "a [SEP] b\nAction:"
+    assert compact_prompt("a [SEP] b", ["search[x]", "click[y]"]) == "a [SEP] b\nActions: search[x] click[y]\nAction:"

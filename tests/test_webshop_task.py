@@ -58,11 +58,35 @@ def test_registered_and_split_as_webshop_mini(tiny_dir):
     ("seed", -1, "seed must be a non-negative integer"),
     ("limit_test", 0, "limit_test must be a positive integer"),
     ("data_dir", "/nonexistent/webshop", "data_dir: no such directory"),
+    ("prompt", "short", "prompt must be one of react, compact"),
+    ("snap", "yes", "snap must be true or false"),
 ])
 def test_bad_options_are_one_line_errors(tiny_dir, option, value, message):
     with pytest.raises(ValueError, match=message) as e:
         webshop(**_options(tiny_dir, **{option: value}))
     assert "\n" not in str(e.value)
+
+
+def test_compact_prompt_is_played_and_changes_the_data_hash(tiny_dir):
+    react = webshop(**_options(tiny_dir, limit_test=1)).task
+    compact = webshop(**_options(tiny_dir, limit_test=1, prompt="compact")).task
+    assert react.prompt == "react" and compact.prompt == "compact"
+    assert react.data_hash() != compact.data_hash()
+    assert compact.data_hash() != webshop(**_options(tiny_dir, limit_test=1, prompt="compact", history=2)).task.data_hash()
+    assert compact.data_hash() != webshop(**_options(tiny_dir, limit_test=1, prompt="compact", snap=True)).task.data_hash()
+    seen = []
+    generate = compact.engine.generate
+
+    def spy(model, requests):
+        seen.extend(r.prompt for r in requests)
+        return generate(model, requests)
+
+    compact.engine.generate = spy
+    pool = webshop(**_options(tiny_dir)).pool
+    model = pool.family.build(pool.sources[0][1])
+    compact.evaluate(model, TEST)
+    first = compact.splits[TEST][0].instruction_text
+    assert seen[0] == f"WebShop [SEP] Instruction: [SEP] {first} [SEP] Search\nAction:"
 
 
 def test_a_data_dir_without_the_release_names_the_files(tiny_dir, tmp_path):

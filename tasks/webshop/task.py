@@ -49,6 +49,7 @@ from evobench.tasks.webshop.lm_agent import HEADER, LMAgent
 from evobench.tasks.webshop.schema import Catalogue, Goal
 from evobench.tasks.webshop.search import SearchEngine
 
+PROMPTS = ("react", "compact")  # the ReAct-style prompt; the current page only (short contexts)
 N_MINI_TEST = 100  # webshop-mini: the first 100 goals are the test goals, the rest the search goals
 
 
@@ -58,12 +59,16 @@ class WebShopTask(Task):
     metrics = ("score", "success_rate", "invalid_rate")
 
     def __init__(self, shop: WebShop, splits: dict[str, list[Goal]], engine, max_new_tokens: int = 32,
-                 history: int = 3) -> None:
+                 history: int = 3, prompt: str = "react", snap: bool = False) -> None:
+        if prompt not in PROMPTS:
+            raise ValueError(f"webshop: prompt must be one of {', '.join(PROMPTS)}, got {prompt!r}")
+        self.prompt = prompt
         self.shop = shop
         self.splits = splits
         self.engine = engine
         self.max_new_tokens = int(max_new_tokens)
         self.history = int(history)
+        self.snap = bool(snap)
 
     def split_sizes(self) -> dict[str, int]:
         return {s: len(goals) for s, goals in self.splits.items()}
@@ -72,7 +77,8 @@ class WebShopTask(Task):
         check_split(self.name, split, list(self.splits))
         goals = head(self.splits[split], limit)
         try:
-            sessions = run_episodes(self.shop, goals, LMAgent(self.engine, model, self.max_new_tokens, self.history))
+            sessions = run_episodes(self.shop, goals, LMAgent(self.engine, model, self.max_new_tokens, self.history,
+                                                                  self.prompt == "compact", self.snap))
         finally:  # prompts after the first depend on the model: a search would cache new ones without end
             self.engine.tokens.clear()
         scores = np.array([s.reward for s in sessions], dtype=np.float64)
@@ -104,8 +110,10 @@ class WebShopTask(Task):
         return [self._id(g) for g in self.splits[split]]
 
     def data_hash(self) -> str:
+        prompt = (HEADER, self.history) if self.prompt == "react" else ("compact", self.history)
+        prompt += ("snap",) if self.snap else ()
         return rows_hash({s: [g.as_dict() for g in goals] for s, goals in self.splits.items()},
-                         self.shop.catalogue.fingerprint(), HEADER, self.shop.step_limit, self.history,
+                         self.shop.catalogue.fingerprint(), prompt[0], self.shop.step_limit, *prompt[1:],
                          self.max_new_tokens)
 
 
@@ -135,30 +143,48 @@ def goal_splits(catalogue: Catalogue, released: bool) -> dict[str, list[Goal]]:
     return {SEARCH: goals[N_MINI_TEST:], TEST: goals[:N_MINI_TEST]}
 
 
-def webshop(models, base: str | None = None, data_dir=None, seed: int = 0, step_limit: int = STEP_LIMIT,
-            history: int = 3, max_new_tokens: int = 32, batch_size: int = 8, device: str = "cpu",
-            dtype: str = "float32", limit_search: int | None = None, limit_test: int | None = None) -> Problem:
-    """WebShop with a language-model agent: score = mean reward of its purchases (ReAct-style prompt).
-
-    ``models``: hub ids, directories or ``.gguf`` files (one model: scoring only). ``data_dir``: a
-    folder holding the released WebShop files; None plays the generated webshop-mini catalogue.
-    ``seed`` draws prices in price ranges and the goals' price bounds (and generates webshop-mini).
-    """
-    names = check_common(models, base, max_new_tokens, batch_size, device, dtype)
+def check_options(step_limit, history, seed, limit_search, limit_test, prompt: str = "react") -> None:
+    """The episode and split options shared by the webshop factories (one-line ``ValueError``)."""
     for key, value in (("step_limit", step_limit), ("limit_search", limit_search), ("limit_test", limit_test)):
         positive_int(key, value, optional=key != "step_limit")
     if isinstance(history, bool) or not isinstance(history, int) or history < 0:
         raise ValueError(f"history must be a non-negative integer, got {history!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    folder = optional_path("data_dir", data_dir, "dir")
+    if prompt not in PROMPTS:
+        raise ValueError(f"prompt must be one of {', '.join(PROMPTS)}, got {prompt!r}")
+
+
+def shop_splits(folder, seed: int, step_limit: int, limit_search, limit_test) -> tuple[WebShop, dict[str, list[Goal]]]:
+    """The shop (released data in ``folder``, or webshop-mini) and its search and test goals."""
     catalogue, engine = _shop_parts(None if folder is None else str(Path(folder).resolve()), seed)
     splits = goal_splits(catalogue, folder is not None)
     splits = {SEARCH: head(splits[SEARCH], limit_search), TEST: head(splits[TEST], limit_test)}
     if not splits[SEARCH] or not splits[TEST]:
         raise ValueError(f"webshop: {catalogue.source} has {len(catalogue.goals)} goals, too few for a search "
                          f"and a test split (the first {N_TEST_GOALS} are the test goals)")
-    shop = WebShop(catalogue, step_limit, engine)
+    return WebShop(catalogue, step_limit, engine), splits
+
+
+def webshop(models, base: str | None = None, data_dir=None, seed: int = 0, step_limit: int = STEP_LIMIT,
+            history: int = 3, max_new_tokens: int = 32, batch_size: int = 8, device: str = "cpu",
+            dtype: str = "float32", limit_search: int | None = None, limit_test: int | None = None,
+            prompt: str = "react", snap: bool = False) -> Problem:
+    """WebShop with a language-model agent: score = mean reward of its purchases (ReAct-style prompt).
+
+    ``models``: hub ids, directories or ``.gguf`` files (one model: scoring only). ``data_dir``: a
+    folder holding the released WebShop files; None plays the generated webshop-mini catalogue.
+    ``seed`` draws prices in price ranges and the goals' price bounds (and generates webshop-mini).
+    ``prompt``: ``react`` (header, history, available actions) or ``compact`` (the current page and
+    the last ``history`` actions). ``snap``: a click naming no button of the page clicks the most
+    similar one.
+    """
+    names = check_common(models, base, max_new_tokens, batch_size, device, dtype)
+    check_options(step_limit, history, seed, limit_search, limit_test, prompt)
+    if not isinstance(snap, bool):
+        raise ValueError(f"snap must be true or false, got {snap!r}")
+    folder = optional_path("data_dir", data_dir, "dir")
+    shop, splits = shop_splits(folder, seed, step_limit, limit_search, limit_test)
     pool = lm_pool(names, base, device, dtype)
-    task = WebShopTask(shop, splits, make_engine(pool, batch_size), max_new_tokens, history)
-    return lm_problem("webshop", task, pool, f"WebShop ({catalogue.source}, {len(splits[TEST])} test goals)")
+    task = WebShopTask(shop, splits, make_engine(pool, batch_size), max_new_tokens, history, prompt, snap)
+    return lm_problem("webshop", task, pool, f"WebShop ({shop.catalogue.source}, {len(splits[TEST])} test goals)")
