@@ -34,7 +34,6 @@ torch/diffusers/transformers/open_clip versions. Cache: ``$EVOBENCH_CACHE/image-
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -46,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from evobench import trained_cache
 
 WORLD_VERSION = 1
 SIZE = 32
@@ -144,16 +145,12 @@ class Recipe:
         import open_clip
         import transformers
 
-        blob = json.dumps({"recipe": asdict(self), "world": WORLD_VERSION, "torch": torch.__version__,
-                           "diffusers": diffusers.__version__, "transformers": transformers.__version__,
-                           "open_clip": open_clip.__version__}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return trained_cache.recipe_key(self, world=WORLD_VERSION, torch=torch.__version__, diffusers=diffusers.__version__, transformers=transformers.__version__, open_clip=open_clip.__version__)
 
 
 def cache_root() -> Path:
     """``$EVOBENCH_CACHE`` (default ``~/.cache/evobench``) / ``image-prompt-mini``."""
-    root = os.environ.get("EVOBENCH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "evobench")
-    return Path(root) / "image-prompt-mini"
+    return trained_cache.cache_root("image-prompt-mini")
 
 
 # --- the judge -------------------------------------------------------------------------------------

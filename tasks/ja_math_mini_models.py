@@ -26,7 +26,6 @@ pickle.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from evobench import trained_cache
 from evobench.tasks.ja_math_mini_data import task_problems, training_texts
 
 DATA_VERSION = 3
@@ -78,16 +78,12 @@ class Recipe:
         import tokenizers
         import transformers
 
-        blob = json.dumps({"recipe": asdict(self), "data": DATA_VERSION, "torch": torch.__version__,
-                           "transformers": transformers.__version__, "tokenizers": tokenizers.__version__},
-                          sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return trained_cache.recipe_key(self, data=DATA_VERSION, torch=torch.__version__, transformers=transformers.__version__, tokenizers=tokenizers.__version__)
 
 
 def cache_root() -> Path:
     """``$EVOBENCH_CACHE`` (default ``~/.cache/evobench``) / ``ja-math-mini``."""
-    root = os.environ.get("EVOBENCH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "evobench")
-    return Path(root) / "ja-math-mini"
+    return trained_cache.cache_root("ja-math-mini")
 
 
 def _stage_texts(recipe: Recipe) -> dict[str, list[tuple[str, str]]]:

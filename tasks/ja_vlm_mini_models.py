@@ -27,7 +27,6 @@ torch/transformers/tokenizers versions. Cache folder: ``$EVOBENCH_CACHE/ja-vlm-m
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from evobench import trained_cache
 from evobench.tasks.ja_vlm_mini_data import QUESTION_JA, scenes, text_examples
 
 DATA_VERSION = 4
@@ -79,16 +79,12 @@ class Recipe:
         import tokenizers
         import transformers
 
-        blob = json.dumps({"recipe": asdict(self), "data": DATA_VERSION, "torch": torch.__version__,
-                           "transformers": transformers.__version__, "tokenizers": tokenizers.__version__},
-                          sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return trained_cache.recipe_key(self, data=DATA_VERSION, torch=torch.__version__, transformers=transformers.__version__, tokenizers=tokenizers.__version__)
 
 
 def cache_root() -> Path:
     """``$EVOBENCH_CACHE`` (default ``~/.cache/evobench``) / ``ja-vlm-mini``."""
-    root = os.environ.get("EVOBENCH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "evobench")
-    return Path(root) / "ja-vlm-mini"
+    return trained_cache.cache_root("ja-vlm-mini")
 
 
 def text_prompt(description: str, question: str) -> str:

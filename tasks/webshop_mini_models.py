@@ -37,7 +37,6 @@ holding ``tokenizer.json``, ``config.json``, ``recipe.json`` and ``{base,agent,m
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -48,6 +47,7 @@ from pathlib import Path
 
 import torch
 
+from evobench import trained_cache
 from evobench.tasks.ja_math_mini_models import layer_prefixes, train
 from evobench.tasks.math_mini_data import training_texts as math_texts
 
@@ -94,16 +94,12 @@ class Recipe:
         import tokenizers
         import transformers
 
-        blob = json.dumps({"recipe": asdict(self), "data": DATA_VERSION, "torch": torch.__version__,
-                           "transformers": transformers.__version__, "tokenizers": tokenizers.__version__},
-                          sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return trained_cache.recipe_key(self, data=DATA_VERSION, torch=torch.__version__, transformers=transformers.__version__, tokenizers=tokenizers.__version__)
 
 
 def cache_root() -> Path:
     """``$EVOBENCH_CACHE`` (default ``~/.cache/evobench``) / ``webshop-mini``."""
-    root = os.environ.get("EVOBENCH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "evobench")
-    return Path(root) / "webshop-mini"
+    return trained_cache.cache_root("webshop-mini")
 
 
 class Teacher:
