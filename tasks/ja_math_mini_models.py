@@ -26,12 +26,8 @@ pickle.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -69,16 +65,10 @@ class Recipe:
     ja_layers: tuple[int, ...] = (3,)  # the decoder layers the Japanese specialist fine-tunes
 
     def __post_init__(self) -> None:
-        for name in ("en_layers", "ja_layers"):
-            layers = getattr(self, name)
-            if not layers or any(not 0 <= i < self.layers for i in layers):
-                raise ValueError(f"Recipe.{name} must name decoder layers in 0..{self.layers - 1}, got {layers}")
+        trained_cache.check_layers(self, "en_layers", "ja_layers")
 
     def key(self) -> str:
-        import tokenizers
-        import transformers
-
-        return trained_cache.recipe_key(self, data=DATA_VERSION, torch=torch.__version__, transformers=transformers.__version__, tokenizers=tokenizers.__version__)
+        return trained_cache.lm_recipe_key(self, DATA_VERSION)
 
 
 def cache_root() -> Path:
@@ -212,41 +202,11 @@ def train_models(recipe: Recipe):
 
 
 def _save(folder: Path, recipe: Recipe, tok, models: dict, log: dict) -> None:
-    from safetensors.torch import save_file
-
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-    try:
-        tok.backend_tokenizer.save(str(tmp / "tokenizer.json"))
-        (tmp / "config.json").write_text(models["base"].config.to_json_string())
-        (tmp / "recipe.json").write_text(json.dumps({"recipe": asdict(recipe), "key": recipe.key(),
-                                                     "training": log}, indent=1))
-        for name, m in models.items():
-            save_file({k: v.contiguous() for k, v in m.state_dict().items()
-                       if k != "lm_head.weight" or not m.config.tie_word_embeddings},
-                      str(tmp / f"{name}.safetensors"))
-        os.replace(tmp, folder)  # atomic: a reader never sees half a cache folder
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (folder / "ja.safetensors").exists():
-            raise
+    trained_cache.save_lms(folder, recipe, tok, models, log, config_of="base", complete="ja.safetensors")
 
 
 def _load(folder: Path):
-    from safetensors.torch import load_file
-    from tokenizers import Tokenizer
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    from evobench.models.tiny_lm import EOS, PAD
-
-    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_file(str(folder / "tokenizer.json")),
-                                  eos_token=EOS, bos_token=EOS, pad_token=PAD, padding_side="left")
-    config = LlamaConfig.from_dict(json.loads((folder / "config.json").read_text()))
-    models = {}
-    for name in MODEL_NAMES:
-        m = LlamaForCausalLM(config)
-        m.load_state_dict(load_file(str(folder / f"{name}.safetensors")), strict=not config.tie_word_embeddings)
-        models[name] = m.eval()
-    return tok, models
+    return trained_cache.load_llamas(folder, MODEL_NAMES)
 
 
 def load_or_train(recipe: Recipe | None = None):
