@@ -66,6 +66,16 @@ def test_bm25_scores_are_lucenes_on_stems_without_stop_words():
     assert engine.search("the and") == [] and engine.search("zzz") == []
 
 
+def test_a_query_term_that_stems_to_nothing_is_no_term():
+    """Porter stems a lone "s" (as in "chip's") to the empty string, which bm25s keeps as a
+    vocabulary placeholder with no column in the index: such a term is ignored, never a crash."""
+    items = [product(asin="B1", title="Potato Chips", query="a"), product(asin="B2", title="Hair oil", query="a")]
+    engine = SearchEngine(items)
+    assert engine.search("it's") == [] and engine.search("s") == []
+    assert engine.search("chip's") == engine.search("chips") == [0]
+    np.testing.assert_array_equal(engine.scores("potato s chips"), engine.scores("potato chips"))
+
+
 def test_search_returns_at_most_50_ties_in_catalogue_order():
     items = [product(asin=f"B{i:04d}", title="Widget", query="w") for i in range(60)]
     assert SearchEngine(items).search("widget") == list(range(50))

@@ -43,7 +43,9 @@ class SearchEngine:
         corpus = self._tokens([document(p) for p in products])
         self.index = bm25s.BM25(k1=K1, b=B, method="lucene")
         self.index.index(corpus, show_progress=False)
-        self.vocab = set(self.index.vocab_dict)
+        # bm25s keeps an empty-string placeholder in its vocabulary with no column in the index: a
+        # query of stop words only tokenises to it, so it must not count as a known term
+        self.vocab = set(self.index.vocab_dict) - {""}
 
     def _tokens(self, texts: list[str], ids: bool = True):
         return self._bm25s.tokenize(texts, lower=True, token_pattern=TOKEN_PATTERN, stopwords="en",
