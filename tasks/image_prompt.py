@@ -10,6 +10,11 @@ specialist pipelines, their base, its CLIP as the default judge and its prompts;
 ``guidance_scale`` 3.0 unless given). Only
 the UNet is merged; text encoder, VAE, tokenizer and scheduler are the sources' shared ones.
 
+Data (:mod:`evobench.tasks.image_prompt_data`): the built-in prompts, or ``data_dir`` (a folder with
+``search.jsonl`` and ``test.jsonl``), or ``dataset`` (a Hugging Face hub data set id with the same columns,
+``dataset_config`` its config, ``search_split`` / ``test_split`` its splits, default ``train`` / ``test``;
+the reference column an Image feature, ``seed`` optional). ``data_dir`` and ``dataset`` exclude each other.
+
 Generation is deterministic: every example has its own seed, the initial latents are drawn from a CPU
 ``torch.Generator`` seeded with it (the same latents on any device), and the pipeline's own scheduler
 runs ``steps`` steps with classifier-free guidance ``guidance_scale`` at ``height`` x ``width`` (the
@@ -48,7 +53,13 @@ from evobench.errors import NonFiniteError
 from evobench.metrics.clip import clip_score, cosine
 from evobench.problem import Problem
 from evobench.task import SEARCH, TEST, Task, TaskResult
-from evobench.tasks.image_prompt_data import SPLITS, PromptExample, builtin_splits, load_folder
+from evobench.tasks.image_prompt_data import (
+    SPLITS,
+    PromptExample,
+    builtin_splits,
+    load_folder,
+    load_hub_splits,
+)
 from evobench.tasks.lm_common import positive_int
 
 FITNESS = {"text": "clip_score", "image": "image_similarity"}
@@ -187,6 +198,28 @@ def _check_models(models, base) -> None:
         raise ValueError(f"base must be a pipeline folder or hub id, got {base!r}")
 
 
+def _check_data(data_dir, dataset, dataset_config, search_split, test_split) -> dict[str, Any]:
+    """The hub options (config and splits, defaults filled in) once the data options are consistent."""
+    hub_options = {"dataset_config": dataset_config, "search_split": search_split, "test_split": test_split}
+    if dataset is None:
+        given = [k for k, v in hub_options.items() if v is not None]
+        if given:
+            raise ValueError(f"{given[0]} is given without dataset (it names a part of a hub data set)")
+        return {}
+    if data_dir is not None:
+        raise ValueError("data_dir and dataset are mutually exclusive: give a local folder or a hub data set, not both")
+    if not isinstance(dataset, str) or not dataset.strip():
+        raise ValueError(f"dataset must be a hub data set id, got {dataset!r}")
+    search_split = "train" if search_split is None else search_split
+    test_split = "test" if test_split is None else test_split
+    for k, v in (("dataset_config", dataset_config), ("search_split", search_split), ("test_split", test_split)):
+        if v is not None and (not isinstance(v, str) or not v.strip()):
+            raise ValueError(f"{k} must be a non-empty string, got {v!r}")
+    if search_split == test_split:
+        raise ValueError(f"search_split and test_split are both {search_split!r}: the splits must differ")
+    return {"config": dataset_config, "search_split": search_split, "test_split": test_split}
+
+
 def _pool(models, base, device, dtype, mini=False):
     if mini:
         from evobench.models.diffusion import pool_from_pipelines
@@ -210,7 +243,9 @@ def image_prompt(models: list[str] | None = None, base: str | None = None, data_
                  clip: str | None = None, fitness: str = "text", steps: int | None = None,
                  guidance_scale: float | None = None, height: int | None = None, width: int | None = None,
                  limit_search: int | None = None, limit_test: int | None = None, device: str = "cpu",
-                 dtype: str = "float32", mini: bool = False) -> Problem:
+                 dtype: str = "float32", mini: bool = False, dataset: str | None = None,
+                 dataset_config: str | None = None, search_split: str | None = None,
+                 test_split: str | None = None) -> Problem:
     """Merge text-to-image UNets so images match Japanese and English prompts (open_clip CLIPScore).
 
     Or, with ``fitness="image"``, the reference images; options are in the module docstring.
@@ -218,7 +253,7 @@ def image_prompt(models: list[str] | None = None, base: str | None = None, data_
     if not isinstance(mini, bool):
         raise ValueError(f"mini must be true or false, got {mini!r}")
     if mini:
-        for k, v in (("models", models), ("base", base), ("data_dir", data_dir)):
+        for k, v in (("models", models), ("base", base), ("data_dir", data_dir), ("dataset", dataset)):
             if v is not None:
                 raise ValueError(f"mini: true brings its own pipelines and prompts; {k} cannot be given")
         if fitness != "text":
@@ -227,6 +262,7 @@ def image_prompt(models: list[str] | None = None, base: str | None = None, data_
     guidance_scale = (MINI_GUIDANCE if mini else 7.5) if guidance_scale is None else guidance_scale
     _check_options(fitness, steps, guidance_scale, height, width, limit_search, limit_test)
     _check_models(models, base)
+    hub = _check_data(data_dir, dataset, dataset_config, search_split, test_split)
     from evobench.models.clip import load_clip
     from evobench.models.lm_loading import resolve_device, resolve_dtype
 
@@ -236,6 +272,8 @@ def image_prompt(models: list[str] | None = None, base: str | None = None, data_
         from evobench.tasks.image_prompt_mini import mini_splits
 
         data = mini_splits()
+    elif dataset is not None:
+        data = load_hub_splits(dataset, **hub)
     else:
         data = builtin_splits() if data_dir is None else load_folder(data_dir)
     data = {SEARCH: data[SEARCH][:limit_search], TEST: data[TEST][:limit_test]}

@@ -18,20 +18,40 @@ relative to the folder. Any other key is an error (a misspelt ``reference`` must
 * a multi-frame file (an animated GIF) is read as its first frame;
 * an example that is in both splits (same prompt, seed and reference image) is refused.
 
-Without a folder the task uses :func:`builtin_splits`: 8 search and 8 test prompts, half in Japanese
+Or the rows come from a Hugging Face hub data set (:func:`load_hub_splits`: id, optional config, one hub
+split for search, default ``train``, one for test, default ``test``) with the same columns, read through
+:func:`evobench.lmdata.source.load_hub` and checked row by row by the same :func:`check_example` as a
+folder's rows; messages name ``hub:<id>[/<config>]/<split>`` and the row (1-based). On the hub:
+
+* ``reference`` must be a ``datasets.Image`` feature; it is read as its encoded bytes
+  (``Image(decode=False)``) and checked as above (an image feature holding a local file path, as
+  ``datasets`` keeps downloaded image files, is read from that file); the example's ``reference`` is
+  then ``hub:<id>[/<config>]/<split>/<row>``. A string column (a path or URL) is refused: nothing is
+  fetched from the places it names;
+* ``seed`` may be absent as a column: then row ``n`` of hub split ``s`` gets the seed
+  :func:`default_seed` ``(s, n)``, the first 15 hex digits of SHA-256 of ``"<s>:<n>"`` read as an
+  integer (0 <= seed < 2**60): the same row of the same split always gets the same seed;
+* a column outside the schema is refused once, for the split;
+* offline, or when the hub has no such data set, one line (:class:`~evobench.lmdata.source.DataUnavailableError`)
+  names the id and says to pass ``data_dir`` instead.
+
+Without a folder or a hub id the task uses :func:`builtin_splits`: 8 search and 8 test prompts, half in Japanese
 and half in English (the Japanese ones mostly restate English ones of the other split's topics), each
-with its own seed. Needs Pillow (the ``vision`` extra) only for reference images.
+with its own seed. Needs Pillow (the ``vision`` extra) only for reference images, and ``datasets`` for
+the hub.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evobench.lmdata.source import DataFormatError, read_json_lines, row_error
+from evobench.lmdata.source import DataFormatError, hub_source, load_hub, read_json_lines, row_error
 from evobench.task import SEARCH, TEST
 
 SPLITS = (SEARCH, TEST)
@@ -60,7 +80,7 @@ class PromptExample:
 
     prompt: str
     seed: int
-    reference: str | None = None  # the path as given in the data file (None: no reference image)
+    reference: str | None = None  # the path as given in the data file, or hub:<id>/<split>/<row> (None: none)
     reference_sha256: str | None = None
     image: Any = field(default=None, compare=False, repr=False)
 
@@ -116,7 +136,10 @@ def open_image(data: bytes):
     return rgb, None
 
 
-def _example(row: Any, source: str, n: int, folder: Path) -> PromptExample:
+def check_example(row: Any, source: str, n: int, reference: Callable[[Any], tuple[str, str, bytes]]) -> PromptExample:
+    """One example from ``row`` (a folder's or the hub's), every column checked; problems name ``source`` and row
+    ``n``. ``reference(value)`` turns a non-null ``reference`` into ``(what the example keeps as its reference,
+    the image's name in messages, encoded image bytes)`` or raises the row's one-line error."""
     if not isinstance(row, dict):
         raise DataFormatError(f"{source}: row {n}: expected a JSON object, got {type(row).__name__}")
     extra = sorted(set(row) - set(COLUMNS))
@@ -129,16 +152,22 @@ def _example(row: Any, source: str, n: int, folder: Path) -> PromptExample:
         raise row_error(source, n, "seed", f"expected an integer 0 <= seed < 2**63, got {seed!r}")
     if ref is None:
         return PromptExample(prompt, seed)
-    if not isinstance(ref, str) or not ref.strip():
-        raise row_error(source, n, "reference", f"expected an image path or null, got {ref!r}")
-    path = folder / ref
-    if not path.is_file():
-        raise row_error(source, n, "reference", f"image file {str(path)!r} does not exist")
-    data = path.read_bytes()
+    kept, name, data = reference(ref)
     image, problem = open_image(data)
     if problem is not None:
-        raise row_error(source, n, "reference", f"{str(path)!r}: {problem}")
-    return PromptExample(prompt, seed, ref, hashlib.sha256(data).hexdigest(), image)
+        raise row_error(source, n, "reference", f"{name!r}: {problem}")
+    return PromptExample(prompt, seed, kept, hashlib.sha256(data).hexdigest(), image)
+
+
+def _check_no_overlap(search: list[PromptExample], test: list[PromptExample], test_source: str,
+                      search_source: str) -> None:
+    first = {}
+    for i, ex in enumerate(search):
+        first.setdefault(ex.example_id, i)
+    for i, ex in enumerate(test):
+        if ex.example_id in first:
+            raise DataFormatError(f"{test_source}: example {i + 1} (prompt {ex.prompt!r}, seed {ex.seed}) "
+                                  f"is also example {first[ex.example_id] + 1} of {search_source}")
 
 
 def load_folder(data_dir: str | Path) -> dict[str, list[PromptExample]]:
@@ -152,10 +181,70 @@ def load_folder(data_dir: str | Path) -> dict[str, list[PromptExample]]:
         if not path.is_file():
             raise DataFormatError(f"data_dir {str(folder)!r} has no {split}.jsonl (one JSON object per line: "
                                   f"{', '.join(COLUMNS)})")
-        out[split] = [_example(row, str(path), n, folder) for n, row in read_json_lines(path)]
-    search = {ex.example_id: i for i, ex in enumerate(out[SEARCH])}
-    for i, ex in enumerate(out[TEST]):
-        if ex.example_id in search:
-            raise DataFormatError(f"{folder / 'test.jsonl'}: example {i + 1} (prompt {ex.prompt!r}, seed {ex.seed}) "
-                                  f"is also example {search[ex.example_id] + 1} of search.jsonl")
+        source = str(path)
+        out[split] = [check_example(row, source, n, functools.partial(_file_reference, folder, source, n))
+                      for n, row in read_json_lines(path)]
+    _check_no_overlap(out[SEARCH], out[TEST], str(folder / "test.jsonl"), "search.jsonl")
+    return out
+
+
+def _file_reference(folder: Path, source: str, n: int, ref: Any) -> tuple[str, str, bytes]:
+    if not isinstance(ref, str) or not ref.strip():
+        raise row_error(source, n, "reference", f"expected an image path or null, got {ref!r}")
+    path = folder / ref
+    if not path.is_file():
+        raise row_error(source, n, "reference", f"image file {str(path)!r} does not exist")
+    return ref, str(path), path.read_bytes()
+
+
+def default_seed(split: str, n: int) -> int:
+    """The seed of row ``n`` (1-based) of hub split ``split`` when the data set has no ``seed`` column: the
+    first 15 hex digits of SHA-256 of ``"<split>:<n>"`` as an integer (0 <= seed < 2**60)."""
+    return int(hashlib.sha256(f"{split}:{n}".encode()).hexdigest()[:15], 16)
+
+
+def _keep_reference_bytes(dataset: Any) -> Any:
+    import datasets
+
+    feature = dataset.features.get("reference")
+    if isinstance(feature, datasets.Image):  # encoded bytes, decoded (and checked) here as folder images are
+        return dataset.cast_column("reference", datasets.Image(decode=False))
+    return dataset
+
+
+def _hub_reference(source: str, n: int, ref: Any) -> tuple[str, str, bytes]:
+    if isinstance(ref, str):
+        raise row_error(source, n, "reference", f"got the string {ref!r}: on the hub the reference must be a "
+                        "datasets Image feature (image bytes), paths and URLs are not read")
+    if not isinstance(ref, dict) or set(ref) != {"bytes", "path"}:
+        raise row_error(source, n, "reference", f"expected a datasets Image feature, got {type(ref).__name__}")
+    name = f"{source}/{n}"
+    if ref["bytes"] is not None:
+        return name, name, ref["bytes"]
+    path = ref["path"]  # a data set of image files: datasets keeps the downloaded file's local path
+    if not isinstance(path, str) or not Path(path).is_file():
+        raise row_error(source, n, "reference", f"image has no bytes and no local file (path {path!r})")
+    return name, path, Path(path).read_bytes()
+
+
+def load_hub_splits(dataset: str, config: str | None = None, search_split: str = "train",
+                    test_split: str = "test") -> dict[str, list[PromptExample]]:
+    """The examples of hub data set ``dataset`` (``config``): its split ``search_split`` as the search split,
+    ``test_split`` as the test split (see the module docstring)."""
+    out, sources = {}, {}
+    for split, hub_split in ((SEARCH, search_split), (TEST, test_split)):
+        rows = load_hub("image-prompt", dataset, config, hub_split, "",
+                        prepare=_keep_reference_bytes,
+                        instead="pass data_dir= a folder holding search.jsonl and test.jsonl")
+        source = sources[split] = hub_source(dataset, config, hub_split)
+        if not rows:
+            raise DataFormatError(f"{source}: no rows")
+        extra = sorted(set(rows[0]) - set(COLUMNS))  # rows of one data set share its columns
+        if extra:
+            raise DataFormatError(f"{source}: column {extra[0]!r}: not a column of the schema ({', '.join(COLUMNS)})")
+        if "seed" not in rows[0]:
+            rows = [{**row, "seed": default_seed(hub_split, n)} for n, row in enumerate(rows, start=1)]
+        out[split] = [check_example(row, source, n, functools.partial(_hub_reference, source, n))
+                      for n, row in enumerate(rows, start=1)]
+    _check_no_overlap(out[SEARCH], out[TEST], sources[TEST], sources[SEARCH])
     return out

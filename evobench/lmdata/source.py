@@ -154,14 +154,15 @@ def read_json_lines(path: Path) -> list[tuple[int, Any]]:
 
 
 def load_hub(name: str, hub_id: str, config: str | None, split: str, local_hint: str,
-             prepare: Callable[[Any], Any] | None = None) -> list[dict[str, Any]]:
+             prepare: Callable[[Any], Any] | None = None, instead: str | None = None) -> list[dict[str, Any]]:
     """Rows of ``load_dataset(hub_id, config, split=split)`` as plain dicts.
 
     ``prepare`` (optional) maps the loaded ``datasets.Dataset`` before its rows are read (e.g. to
     keep image columns as encoded bytes). Offline (or when the hub has no such data set) this raises
     a one-line :class:`DataUnavailableError` that names the local file to pass instead
-    (``local_hint``: its name and origin).
+    (``local_hint``: its name and origin), or says ``instead`` (e.g. ``pass data_dir= a folder ...``).
     """
+    instead = instead or f"pass path= the file {local_hint} or a folder holding it"
     where = f"{hub_id}" + (f" (config {config})" if config else "") + f", split {split}"
     try:
         import datasets
@@ -170,14 +171,14 @@ def load_hub(name: str, hub_id: str, config: str | None, split: str, local_hint:
     except ModuleNotFoundError:
         raise DataUnavailableError(
             f"{name}: no local file given, and reading {where} needs the optional package datasets "
-            f"(pip install 'evobench[ja]'); or pass path= the file {local_hint} or a folder holding it"
+            f"(pip install 'evobench[ja]'); or {instead}"
         ) from None
     try:
         dataset = datasets.load_dataset(hub_id, config, split=split)
     except (ConnectionError, DatasetNotFoundError, LocalEntryNotFoundError) as e:
         reason = " ".join(str(e).split()) or type(e).__name__
         raise DataUnavailableError(
-            f"{name}: {where} cannot be loaded from the hub ({reason}); pass path= the file {local_hint} or a folder holding it"
+            f"{name}: {where} cannot be loaded from the hub ({reason}); {instead}"
         ) from None
     if prepare is not None:
         dataset = prepare(dataset)
