@@ -30,6 +30,10 @@ from evobench.tasks.ja_vlm_mini_data import (  # noqa: E402
     text_examples,
 )
 
+# the first test that needs the suite's models trains them (minutes on one core, more on a busy
+# machine; then cached under $EVOBENCH_CACHE): beyond the default per-test timeout
+pytestmark = pytest.mark.timeout(3600)
+
 TINY = vm.Recipe(vocab_size=300, hidden=16, layers=2, heads=2, kv_heads=1, intermediate=32, n_texts=100,
                  n_images=40, base_steps=3, en_steps=2, ja_steps=2, batch_size=4, en_layers=(0,), ja_layers=(1,))
 

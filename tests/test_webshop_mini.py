@@ -15,6 +15,10 @@ from evobench.task import SEARCH, TEST  # noqa: E402
 from evobench.tasks.math_mini_data import task_problems, task_splits, training_texts  # noqa: E402
 from evobench.tasks.webshop_mini import MathMiniTask  # noqa: E402
 
+# the first test that needs the suite's models trains them (minutes on one core, more on a busy
+# machine; then cached under $EVOBENCH_CACHE): beyond the default per-test timeout
+pytestmark = pytest.mark.timeout(3600)
+
 
 def test_math_problems_are_english_distinct_and_never_trained_on():
     problems = task_problems()
