@@ -10,7 +10,7 @@ from tests.vision_helpers import VISION
 
 # the first test that needs the suite's models trains them (minutes on one core, more on a busy
 # machine; then cached under $EVOBENCH_CACHE): beyond the default per-test timeout
-pytestmark = [VISION, pytest.mark.timeout(3600)]
+pytestmark = [*VISION, pytest.mark.timeout(3600)]
 
 
 def _mini():
