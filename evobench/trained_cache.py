@@ -26,6 +26,11 @@ def cache_root(name: str) -> Path:
     return Path(root) / name
 
 
+def recipe_folder(name: str, recipe: Any) -> Path:
+    """Where suite ``name`` keeps the models of ``recipe``: ``cache_root(name) / recipe.key()``."""
+    return cache_root(name) / recipe.key()
+
+
 def recipe_fields(recipe: Any) -> dict[str, Any]:
     """The recipe's fields as JSON data, a field declared ``float`` always as a float."""
     out = dataclasses.asdict(recipe)
@@ -66,6 +71,7 @@ def write_folder(folder: Path, write: Callable[[Path], None], complete: str) -> 
     """Make cache folder ``folder`` atomically: ``write(tmp)`` fills a temporary sibling, renamed into
     place, so a reader never sees half a folder. When another process made it first (the rename
     fails and ``folder/complete`` exists), its copy is kept."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
     try:
         write(tmp)

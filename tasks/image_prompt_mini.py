@@ -35,11 +35,8 @@ torch/diffusers/transformers/open_clip versions. Cache: ``$EVOBENCH_CACHE/image-
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -147,10 +144,6 @@ class Recipe:
 
         return trained_cache.recipe_key(self, world=WORLD_VERSION, torch=torch.__version__, diffusers=diffusers.__version__, transformers=transformers.__version__, open_clip=open_clip.__version__)
 
-
-def cache_root() -> Path:
-    """``$EVOBENCH_CACHE`` (default ``~/.cache/evobench``) / ``image-prompt-mini``."""
-    return trained_cache.cache_root("image-prompt-mini")
 
 
 # --- the judge -------------------------------------------------------------------------------------
@@ -378,25 +371,20 @@ def train_all(recipe: Recipe) -> tuple[dict[str, dict[str, torch.Tensor]], dict]
 def _save(folder: Path, recipe: Recipe, states: dict, log: dict) -> None:
     from safetensors.torch import save_file
 
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-    try:
-        (tmp / "recipe.json").write_text(json.dumps({"recipe": asdict(recipe), "key": recipe.key(),
+    def write(tmp: Path) -> None:
+        (tmp / "recipe.json").write_text(json.dumps({"recipe": trained_cache.recipe_fields(recipe), "key": recipe.key(),
                                                      "training": log}, indent=1))
         for name, state in states.items():
             save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / f"{name}.safetensors"))
-        os.replace(tmp, folder)  # atomic: a reader never sees half a cache folder
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (folder / "recipe.json").exists():
-            raise
+
+    trained_cache.write_folder(folder, write, complete="recipe.json")
 
 
 def load_or_train(recipe: Recipe | None = None) -> Path:
     """The cache folder of ``recipe`` (default :class:`Recipe`), training everything first if absent."""
     recipe = recipe or Recipe()
-    folder = cache_root() / recipe.key()
+    folder = trained_cache.recipe_folder("image-prompt-mini", recipe)
     if not (folder / "recipe.json").exists():
-        folder.parent.mkdir(parents=True, exist_ok=True)
         states, log = train_all(recipe)
         _save(folder, recipe, states, log)
     return folder

@@ -71,10 +71,6 @@ class Recipe:
         return trained_cache.lm_recipe_key(self, DATA_VERSION)
 
 
-def cache_root() -> Path:
-    """``$EVOBENCH_CACHE`` (default ``~/.cache/evobench``) / ``ja-math-mini``."""
-    return trained_cache.cache_root("ja-math-mini")
-
 
 def _stage_texts(recipe: Recipe) -> dict[str, list[tuple[str, str]]]:
     """(prompt, completion) training texts of each stage."""
@@ -201,9 +197,6 @@ def train_models(recipe: Recipe):
         torch.set_num_threads(threads)
 
 
-def _save(folder: Path, recipe: Recipe, tok, models: dict, log: dict) -> None:
-    trained_cache.save_lms(folder, recipe, tok, models, log, config_of="base", complete="ja.safetensors")
-
 
 def _load(folder: Path):
     return trained_cache.load_llamas(folder, MODEL_NAMES)
@@ -212,9 +205,8 @@ def _load(folder: Path):
 def load_or_train(recipe: Recipe | None = None):
     """(tokenizer, {"base", "en", "ja": LlamaForCausalLM}) from the cache, training them first if absent."""
     recipe = recipe or Recipe()
-    folder = cache_root() / recipe.key()
+    folder = trained_cache.recipe_folder("ja-math-mini", recipe)
     if not (folder / "ja.safetensors").exists():
-        folder.parent.mkdir(parents=True, exist_ok=True)
         tok, models, log = train_models(recipe)
-        _save(folder, recipe, tok, models, log)
+        trained_cache.save_lms(folder, recipe, tok, models, log, config_of="base", complete="ja.safetensors")
     return _load(folder)

@@ -73,10 +73,6 @@ class Recipe:
         return trained_cache.lm_recipe_key(self, DATA_VERSION)
 
 
-def cache_root() -> Path:
-    """``$EVOBENCH_CACHE`` (default ``~/.cache/evobench``) / ``ja-vlm-mini``."""
-    return trained_cache.cache_root("ja-vlm-mini")
-
 
 def text_prompt(description: str, question: str) -> str:
     """The ja-vqa prompt with ``description`` where the image placeholder would be."""
@@ -244,9 +240,6 @@ def train_models(recipe: Recipe):
         torch.set_num_threads(threads)
 
 
-def _save(folder: Path, recipe: Recipe, tok, models: dict, log: dict) -> None:
-    trained_cache.save_lms(folder, recipe, tok, models, log, config_of="en", complete="ja.safetensors")
-
 
 def _load(folder: Path):
     from safetensors.torch import load_file
@@ -267,9 +260,8 @@ def load_or_train(recipe: Recipe | None = None):
     """(tokenizer, processor, {"base", "ja": MistralForCausalLM, "en": LlavaForConditionalGeneration}) from
     the cache, training them first if absent."""
     recipe = recipe or Recipe()
-    folder = cache_root() / recipe.key()
+    folder = trained_cache.recipe_folder("ja-vlm-mini", recipe)
     if not (folder / "ja.safetensors").exists():
-        folder.parent.mkdir(parents=True, exist_ok=True)
         tok, models, log = train_models(recipe)
-        _save(folder, recipe, tok, models, log)
+        trained_cache.save_lms(folder, recipe, tok, models, log, config_of="en", complete="ja.safetensors")
     return _load(folder)

@@ -87,10 +87,6 @@ class Recipe:
         return trained_cache.lm_recipe_key(self, DATA_VERSION)
 
 
-def cache_root() -> Path:
-    """``$EVOBENCH_CACHE`` (default ``~/.cache/evobench``) / ``webshop-mini``."""
-    return trained_cache.cache_root("webshop-mini")
-
 
 class Teacher:
     """The oracle limited to what the page shows: ``search[<the goal's product type>]``, the first
@@ -254,9 +250,6 @@ def train_models(recipe: Recipe):
         torch.set_num_threads(threads)
 
 
-def _save(folder: Path, recipe: Recipe, tok, models: dict, log: dict) -> None:
-    trained_cache.save_lms(folder, recipe, tok, models, log, config_of="base", complete=f"{MODEL_NAMES[-1]}.safetensors")
-
 
 def _load(folder: Path):
     return trained_cache.load_llamas(folder, MODEL_NAMES)
@@ -265,9 +258,9 @@ def _load(folder: Path):
 def load_or_train(recipe: Recipe | None = None):
     """(tokenizer, {"base", "agent", "math": LlamaForCausalLM}) from the cache, training them first if absent."""
     recipe = recipe or Recipe()
-    folder = cache_root() / recipe.key()
+    folder = trained_cache.recipe_folder("webshop-mini", recipe)
     if not (folder / f"{MODEL_NAMES[-1]}.safetensors").exists():
-        folder.parent.mkdir(parents=True, exist_ok=True)
         tok, models, log = train_models(recipe)
-        _save(folder, recipe, tok, models, log)
+        trained_cache.save_lms(folder, recipe, tok, models, log, config_of="base",
+                               complete=f"{MODEL_NAMES[-1]}.safetensors")
     return _load(folder)
