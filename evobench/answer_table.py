@@ -15,13 +15,11 @@ images as ``answers/<task>/<n>.png`` (n = 1, 2, ... the example's row), every fi
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from evobench.image_grid import file_name
+from evobench.image_grid import file_name, write_png
 from evobench.jsonio import write_json, write_text
 
 KEYS = ("question", "reference", "answer", "score")
@@ -100,17 +98,6 @@ def html_page(data: dict[str, Any]) -> str:
             "</tr>\n" + "\n".join(body) + "\n</table></body></html>\n")
 
 
-def _write_png(path: Path, image: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.open().save(f, format="PNG")
-        os.replace(tmp, path)  # atomic: never half a PNG
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_tables(tables: dict[str, list[tuple[str, list[dict[str, Any]]]]], folder: Path) -> list[Path]:
     """``answers/<task>.{md,html,json}`` and ``answers/<task>/<n>.png`` per task with rows; returns the
     files written (images first)."""
@@ -123,7 +110,7 @@ def write_tables(tables: dict[str, list[tuple[str, list[dict[str, Any]]]]], fold
         (root / file_name(task)).mkdir(parents=True, exist_ok=True)
         for ex, src in zip(data["examples"], rows[0][1], strict=True):
             if ex["image"]:
-                _write_png(root / ex["image"], src["image"])
+                write_png(root / ex["image"], src["image"].open())
                 out.append(root / ex["image"])
         stem = root / file_name(task)
         out.append(write_text(stem.with_suffix(".md"), markdown(data)))

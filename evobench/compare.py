@@ -338,7 +338,7 @@ def source_answers(problem: Problem) -> list[tuple[str, list[dict[str, Any]]]]:
 
 def _write_grids(comp: Comparison, folder: Path) -> list[Path]:
     """``images/<task>.png`` and ``images/<task>.json`` (the legend) per task with images."""
-    from evobench.image_grid import file_name, grid, legend
+    from evobench.image_grid import file_name, grid, legend, write_png
 
     out = []
     for task, entry in comp.images.items():
@@ -347,10 +347,7 @@ def _write_grids(comp: Comparison, folder: Path) -> list[Path]:
             continue
         (folder / "images").mkdir(exist_ok=True)
         png = folder / "images" / f"{file_name(task)}.png"
-        image = grid(rows, GRID_SCALE)
-        tmp = png.with_name(f".{png.name}.tmp")
-        image.save(tmp, format="PNG")
-        tmp.replace(png)  # atomic: never half a PNG
+        write_png(png, grid(rows, GRID_SCALE))
         write_json(png.with_suffix(".json"), {"task": task, **legend([r for r, _ in rows], entry["columns"],
                                                                       rows[0][1][0].size, GRID_SCALE)})
         out += [png, png.with_suffix(".json")]

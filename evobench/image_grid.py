@@ -14,8 +14,11 @@ PNG (:func:`legend`).
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,3 +92,16 @@ def legend(rows: Sequence[str], columns: Sequence[str], tile: tuple[int, int], s
     return {"rows": list(rows), "columns": list(columns), "tile_size": list(tile), "scale": scale,
             "tile_origin": {"first": list(tile_origin(0, 0, tile, scale)),
                             "step": [tile[0] * scale + PAD, tile[1] * scale + PAD]}}
+
+
+def write_png(path: Path, image: Any) -> None:
+    """Save PIL ``image`` as PNG at ``path`` atomically (a temporary sibling renamed into place):
+    never half a PNG."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -21,7 +21,7 @@ from evobench.problem import Problem
 from evobench.registry import TASKS
 from evobench.task import TEST
 from evobench.tasks.digits import DigitsTask, specialists_blocks
-from evobench.tracking import Tracker
+from tests.tracking_helpers import ArtifactRecorder
 
 PIL = pytest.importorskip("PIL.Image")
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -62,21 +62,12 @@ def answering_digits() -> Problem:
     return Problem("answering-digits", AnsweringDigits(), p.pool)
 
 
-class Recorder(Tracker):
-    def __init__(self):
-        super().__init__()
-        self.artifacts: list[tuple[str, str | None]] = []
-
-    def log_artifact(self, path, artifact_path=None):
-        self.artifacts.append((path, artifact_path))
-
-
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
     TASKS.register("answering-digits", answering_digits)
     try:
         out = tmp_path_factory.mktemp("answers")
-        tracker = Recorder()
+        tracker = ArtifactRecorder()
         cfg = validate({"tasks": ["answering-digits"], "baselines": ["random-search", "m2n2", "cmaes-dfs"], "budget": 6,
                         "seeds": [3, 4], "out": str(out)})
         comp = run_comparison(cfg, tracker=tracker, progress=False)

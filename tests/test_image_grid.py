@@ -17,7 +17,7 @@ from evobench.problem import Problem
 from evobench.registry import TASKS
 from evobench.task import TEST
 from evobench.tasks.digits import DigitsTask, specialists_shared
-from evobench.tracking import Tracker
+from tests.tracking_helpers import ArtifactRecorder
 
 PIL = pytest.importorskip("PIL.Image")
 
@@ -48,21 +48,12 @@ def painted_digits() -> Problem:
     return Problem("painted-digits", PaintedDigits(), p.pool)
 
 
-class Recorder(Tracker):
-    def __init__(self):
-        super().__init__()
-        self.artifacts: list[tuple[str, str | None]] = []
-
-    def log_artifact(self, path, artifact_path=None):
-        self.artifacts.append((path, artifact_path))
-
-
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
     TASKS.register("painted-digits", painted_digits)
     try:
         out = tmp_path_factory.mktemp("grid")
-        tracker = Recorder()
+        tracker = ArtifactRecorder()
         cfg = validate({"tasks": ["painted-digits"], "baselines": ["random-search", "m2n2"], "budget": 6,
                         "seeds": [3, 4], "out": str(out)})
         comp = run_comparison(cfg, tracker=tracker, progress=False)
