@@ -182,7 +182,8 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                 run_status = "FAILED"
                 try:
                     res = run_one(pair.problem, cls(bcfg), space, cfg.budget, seed, label=pair.spec.display,
-                                  on_step=bar.update, keep_state=rundir is not None and cfg.save_best_model)
+                                  on_step=bar.update, keep_state=rundir is not None and cfg.save_best_model,
+                                  work_root=None if rundir is None else rundir.path)
                     if rundir is not None:
                         _save_run(rundir, res, prov)
                     _log_run(tracker, res)
