@@ -74,14 +74,17 @@ def test_angle_sums_of_float32_vectors_are_accumulated_in_float64(near):
     assert math.cos(omega) == pytest.approx(cos_ref, rel=0, abs=1e-12)
 
 
-def test_angle_sums_cover_every_chunk(monkeypatch):
+def test_angle_sums_off_numpy_cover_every_chunk(monkeypatch):
+    # bfloat16 (numpy has none) takes the torch path, which casts chunk by chunk
     monkeypatch.setattr(slerp_mod, "CHUNK", 1000)  # 10 chunks and a 7-element tail
-    a, b = f32_pair(10_007, seed=1)
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    assert sq_norm(torch.from_numpy(b)) == pytest.approx(float(np.dot(b64, b64)), rel=1e-13)
-    omega, _ = _angle(torch.from_numpy(a), torch.from_numpy(b))
+    a, b = (torch.from_numpy(x).to(torch.bfloat16) for x in f32_pair(10_007, seed=1))
+    a64, b64 = a.double().numpy(), b.double().numpy()
+    assert sq_norm(b) == pytest.approx(float(np.dot(b64, b64)), rel=1e-13)
+    omega, _ = _angle(a, b)
     cos_ref = float(np.dot(a64, b64) / (np.linalg.norm(a64) * np.linalg.norm(b64)))
     assert math.cos(omega) == pytest.approx(cos_ref, rel=0, abs=1e-13)
+    out = split_slerp(a, b, 0.3, 4000)
+    assert out.dtype == torch.bfloat16
 
 
 def test_float64_inputs_keep_float64():
