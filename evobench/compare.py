@@ -209,7 +209,8 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                     res = run_one(pair.problem, cls(bcfg), space, cfg.budget, seed, label=pair.spec.display,
                                   on_step=bar.update, keep_state=save_state or grid_row,
                                   report={r.name: r.task for r in pair.reports},
-                                  keep_search_scores=rundir is not None and cfg.save_search_scores)
+                                  keep_search_scores=rundir is not None and cfg.save_search_scores,
+                                  work_root=None if rundir is None else rundir.path)
                     if grid_row and res.best_state is not None:
                         comp.images[pair.problem.name]["rows"].append((pair.spec.display, model_images(
                             pair.problem, pair.problem.pool.family.build(res.best_state))))

@@ -4,16 +4,22 @@ One evaluation = one candidate scored on the task's search split. The starting m
 too but not counted (as in the M2N2 reference). The runner also records examples pushed through
 models (forward passes), failures and wall time, and at the end scores the baseline's recommended
 genome on the held-out test split, which the search never sees, and on the test split of each report
-task (outside the budget and the run's wall time; :mod:`evobench.report_tasks`).
+task (outside the budget and the run's wall time; :mod:`evobench.report_tasks`). Each run gets a
+scratch folder for its baseline (``Baseline.workdir``, e.g. M2N2's disk-backed archive), deleted when
+the run ends.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -219,7 +225,8 @@ def baseline_config(cls: type[Baseline], user: dict[str, Any], problem: Problem)
 
 def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int, seed: int,
             label: str | None = None, on_step=None, keep_state: bool = False,
-            report: Mapping[str, Task] | None = None, keep_search_scores: bool = False) -> RunResult:
+            report: Mapping[str, Task] | None = None, keep_search_scores: bool = False,
+            work_root: str | os.PathLike | None = None) -> RunResult:
     """Run ``baseline`` (already constructed) on ``space`` for exactly ``budget`` evaluations.
 
     ``keep_state``: also keep the recommended model's weights (``RunResult.best_state``) when the
@@ -227,12 +234,26 @@ def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int
     recommended model is also scored (``RunResult.report``), after the run's wall time is taken and
     outside the budget and ``forward_examples``. ``keep_search_scores``: also keep every candidate's
     per-example search scores (``RunResult.search_scores``, float32, NaN rows for failed candidates).
+    ``work_root``: where the run's scratch folder (``Baseline.workdir``, a new ``.work-XXXX`` folder)
+    is made — the comparison's results folder while it is written; the system's temporary folder
+    when None. The scratch folder is deleted when the run ends, however it ends.
     """
+    workdir = Path(tempfile.mkdtemp(prefix=".work-", dir=work_root))
+    try:
+        return _run(problem, baseline, space, budget, seed, label, on_step, keep_state, report,
+                    keep_search_scores, workdir)
+    finally:
+        shutil.rmtree(workdir)
+
+
+def _run(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int, seed: int,
+         label: str | None, on_step, keep_state: bool, report: Mapping[str, Task] | None,
+         keep_search_scores: bool, workdir: Path) -> RunResult:
     task = problem.task
     res = RunResult(task=problem.name, baseline=label or baseline.name, baseline_name=baseline.name,
                     seed=seed, space=space.kind, budget=budget)
     t0 = time.perf_counter()
-    baseline.setup(space, budget, seed)
+    baseline.setup(space, budget, seed, workdir=workdir)
     rng = np.random.default_rng([seed, 1])  # the pool's own stream (starting models), apart from the baseline's
     x0, ev0, start_best, n_fwd = score_starting_models(problem, space, rng)
     res.forward_examples += n_fwd
