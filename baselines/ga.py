@@ -16,7 +16,8 @@ so F = −value) with the reference's operators:
 - **crossover**: split-point SLERP (:class:`SplitSlerpCrossover`): split k ~ U{0..n−1}, w ~ U(0, 1),
   ``evobench.merge.slerp.split_slerp(a, b, t=w, split=k)``, 2 parents → 1 child, always applied.
 - **mutation**: N(0, σ²) added to every gene (:class:`GaussianMutation`), σ = ``mutation_std``
-  (0.01 from scratch; 0 = off, as the specialists preset runs it).
+  (0.01 from scratch; 0 = off, as the specialists preset runs it), drawn in the genome's dtype
+  (float32 in the "params" space, as M2N2's).
 - **bounded spaces** ("ps" knobs in [0, 1]): SLERP and noise can leave the box, so children are
   clipped into it by pymoo's ``ToBoundOutOfBoundsRepair``. The "params" space is unbounded (the
   pymoo ``Problem`` gets ``xl=None, xu=None``) and children are left as they are.
@@ -30,6 +31,10 @@ empty slots have fitness 0, a child replaces them in the same cases), and their 
 Failed candidates (NaN) are never told to pymoo. Until a real member exists (no seed, or every
 starting model failed) a child is a draw from the space's prior. All randomness comes from
 ``self.rng`` (it seeds pymoo's ``random_state``, which the operators use).
+
+Genomes keep the space's dtype (``MergeSpace.dtype``: float32 in "params", float64 in "ps"): the
+population, the placeholders and the children are arrays of it, so a population of ``pop_size``
+models takes ``pop_size × n × 4`` bytes in "params" (plus pymoo's one child per step).
 
 Hyper-parameters: ``pop_size`` (20), ``mutation_std`` (0.01).
 """
@@ -77,6 +82,7 @@ class GenomeProblem(Problem):
     def __init__(self, space: MergeSpace) -> None:
         xl, xu = (space.lower, space.upper) if space.bounded else (None, None)
         super().__init__(n_var=space.dim, n_obj=1, xl=xl, xu=xu)
+        self.dtype = space.dtype  # of the genomes: operators keep it
 
     def _evaluate(self, x, out, *args, **kwargs):
         raise RuntimeError("genomes are scored by the evobench runner (ask/tell), not by pymoo")
@@ -111,19 +117,21 @@ class SplitSlerpCrossover(Crossover):
     def _do(self, problem, X, *args, random_state=None, sq_norms=None, **kwargs):
         """``sq_norms`` (optional, one pair per mating): the parents' ``sq_norm``, already computed."""
         _, n_matings, n_var = X.shape
-        out = np.empty((1, n_matings, n_var))
+        out = np.empty((1, n_matings, n_var), dtype=X.dtype)  # the parents' dtype (float32 in "params")
         for m in range(n_matings):
             k = int(random_state.integers(0, n_var))
             w = float(random_state.random())
-            a = torch.from_numpy(np.ascontiguousarray(X[0, m], dtype=np.float64))  # zero-copy
-            b = torch.from_numpy(np.ascontiguousarray(X[1, m], dtype=np.float64))
+            a = torch.from_numpy(np.ascontiguousarray(X[0, m]))  # zero-copy
+            b = torch.from_numpy(np.ascontiguousarray(X[1, m]))
             split_slerp(a, b, t=w, split=k, out=torch.from_numpy(out[0, m]),  # t = weight of b (2nd parent)
                         sq_norms=None if sq_norms is None else sq_norms[m])
         return out
 
 
 class GaussianMutation(Mutation):
-    """Adds N(0, std²) to every gene of every child; ``std = 0`` leaves children unchanged."""
+    """Adds N(0, std²) to every gene of every child; ``std = 0`` leaves children unchanged. Float32
+    children get float32 noise (``standard_normal(dtype=float32)``, as M2N2); float64 children
+    ``normal(0, std)``."""
 
     def __init__(self, std: float = 0.01, **kwargs) -> None:
         super().__init__(prob=1.0, **kwargs)
@@ -132,6 +140,10 @@ class GaussianMutation(Mutation):
     def _do(self, problem, X, *args, random_state=None, **kwargs):
         if self.std == 0.0:
             return X
+        if X.dtype == np.float32:
+            noise = random_state.standard_normal(X.shape, dtype=np.float32)
+            noise *= np.float32(self.std)
+            return X + noise
         return X + random_state.normal(0.0, self.std, size=X.shape)
 
 
@@ -172,7 +184,7 @@ def member_sq_norm(ind: Individual) -> float:
     """``sq_norm`` of a member's genome, kept with the member (its genome never changes)."""
     sq = ind.data.get("sq_norm")
     if sq is None:
-        sq = ind.data["sq_norm"] = sq_norm(torch.from_numpy(np.ascontiguousarray(ind.X, dtype=np.float64)))
+        sq = ind.data["sq_norm"] = sq_norm(torch.from_numpy(np.ascontiguousarray(ind.X)))
     return sq
 
 
@@ -194,9 +206,9 @@ class SteadyStateGA(PymooGA):
         self.opt = self.pop[:1]
 
 
-def placeholders(n: int, dim: int) -> Population:
-    """``n`` empty archive slots: zero genomes with F = +inf (value −inf)."""
-    pop = Population.new("X", np.zeros((n, dim)))
+def placeholders(n: int, dim: int, dtype=np.float64) -> Population:
+    """``n`` empty archive slots: zero genomes of ``dtype`` with F = +inf (value −inf)."""
+    pop = Population.new("X", np.zeros((n, dim), dtype=dtype))
     pop.set("F", np.full((n, 1), np.inf))
     return pop
 
@@ -207,7 +219,7 @@ def scored(x: np.ndarray, ev: Evaluation, **data) -> Population | None:
     ok = np.flatnonzero(ev.ok)
     if ok.size == 0:
         return None
-    x = np.asarray(x, dtype=float)
+    x = np.asarray(x)  # the space's dtype, as told
     return Population.create(*(Individual(X=x[i].copy(), F=np.array([-ev.value[i]]),
                                           **{key: val[i].copy() for key, val in data.items()}) for i in ok))
 
@@ -228,7 +240,7 @@ class GA(Baseline):
         self.problem = GenomeProblem(self.space)
         self.algorithm = SteadyStateGA(
             pop_size=cfg.pop_size, n_offsprings=1, eliminate_duplicates=False,
-            sampling=placeholders(cfg.pop_size, self.space.dim),
+            sampling=placeholders(cfg.pop_size, self.space.dim, self.space.dtype),
             selection=RouletteSelection(), crossover=SplitSlerpCrossover(),
             mutation=GaussianMutation(cfg.mutation_std), survival=SteadyStateSurvival(),
             repair=ToBoundOutOfBoundsRepair() if self.space.bounded else NoRepair(),

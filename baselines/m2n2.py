@@ -21,7 +21,9 @@ Crossover: split index k uniform in [0, n), w ~ U(0, 1), ``split_slerp(A, B, t=w
 SLERP angle for the whole vector, B's weight w before k and 1 - w from k on (lerp when the sine of
 the angle is <= 1e-6), computed by the merge op :func:`evobench.merge.slerp.split_slerp` (~0.04 ms
 at n = 19,210). Mutation: N(0, sigma^2) added to every element when ``mutation_std`` > 0 (0.01 from
-scratch). The pretrained-specialists setting runs without mutation: its preset / the runner sets
+scratch), drawn in the genome's dtype (``standard_normal(dtype=float32)``: numpy's float32 ziggurat,
+exact N(0, 1) up to float32 resolution, and half the cost of a float64 draw that would be rounded
+to float32 anyway when added to a float32 child). The pretrained-specialists setting runs without mutation: its preset / the runner sets
 ``mutation_std: 0``; this class does not guess the setting.
 Replacement: the child replaces the lowest-fitness member of archive + child (z over archive +
 child); when it is itself the (strictly) lowest it is discarded. Ties go to the first archive slot
@@ -32,7 +34,19 @@ search value (``ev.value``: train accuracy on digits) — the paper's reported m
 Hyper-parameters (``Config``): ``archive_size`` (20 digits, 15 LLMs), ``alpha`` (1; 0 = plain
 fitness), ``mutation_std`` (0.01), ``use_attraction`` (False: both parents ~ f, independently, with
 replacement), ``use_split`` (False: one SLERP weight for the whole vector), ``use_crossover`` (False:
-the child is parent A, mutated). The registered ablations only change these defaults.
+the child is parent A, mutated), ``archive`` ("memory"; "disk": see below). The registered ablations
+only change these defaults.
+
+Memory: the archive is ``archive_size x n`` genomes of the space's dtype (float32 in the parameter
+space: 4 bytes per parameter), preallocated at setup, plus one child and one noise vector; it never
+grows with the number of evaluations. Digits: 20 x 19,210 x 4 B = 1.5 MB; SmolLM2-135M:
+15 x 135M x 4 B = 8.1 GB; a 7B model: 15 x 7B x 4 B = 420 GB. With ``archive: disk`` the archive is
+a ``.npy`` file opened with ``numpy.lib.format.open_memmap`` in the run's work folder
+(``Baseline.workdir``, which the runner deletes when the run ends: the archive is scratch; the
+recommended model is saved with the run), as the M2N2 paper keeps its archive on disk for large
+models. The operating system then pages members in and out; the run is the same as in memory, bit
+for bit (the same operations on the same float32 values). ``state_dict`` copies the archive into
+memory.
 
 Cost per step: O(archive * n_examples + n) — fitness and attraction are matrix-vector products over
 the preallocated archive; the archive never grows. Products use ``np.einsum``, not BLAS: OpenBLAS
@@ -44,6 +58,8 @@ it would be the same floats.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 import torch
@@ -116,21 +132,33 @@ class M2N2(Baseline):
         use_attraction: bool = Field(True, description="draw parent B by attraction (else ~ f)")
         use_split: bool = Field(True, description="split-point SLERP (else one weight for all)")
         use_crossover: bool = Field(True, description="cross parents (else child = parent A)")
+        archive: Literal["memory", "disk"] = Field(
+            "memory", description="keep the archive's parameters in memory, or in a .npy memmap in the "
+                                  "run's work folder (for models whose archive does not fit in memory)")
 
     # ---- state ------------------------------------------------------------------------------------
     def _setup(self) -> None:
-        s, n = self.config.archive_size, self.space.dim
-        self._params = np.zeros((s, n))  # the archive (see the properties ``params`` and ``scores``)
+        s, n, dtype = self.config.archive_size, self.space.dim, self.space.dtype
+        # the archive (see the properties ``params`` and ``scores``): all zeros, in memory or on disk
+        self._params = self._archive_file(s, n, dtype) if self.config.archive == "disk" else np.zeros((s, n), dtype)
         self._scores: np.ndarray | None = None  # (s, n_examples), allocated at the first scored model
         self._gain: np.ndarray | None = None  # attraction scratch, shaped like scores
         self.values = np.full(s, -np.inf)  # raw search value per member
         self.filled = np.zeros(s, dtype=bool)
-        self._noise = np.empty(n)
+        self._noise = np.empty(n, dtype)
         self.n_replaced = 0
         # derived from the archive, recomputed only after it changes (same operations, same floats):
         self._sq = np.full(s, np.nan)  # squared norm of each member's parameters (the SLERP angle's)
         self._colsum: np.ndarray | None = None  # scores.sum(axis=0)
         self._fitness: tuple[np.ndarray, np.ndarray] | None = None  # (1 / z**alpha, f) of the archive
+
+    def _archive_file(self, s: int, n: int, dtype) -> np.ndarray:
+        """A zero-filled ``(s, n)`` archive memory-mapped from ``<workdir>/m2n2-archive.npy``."""
+        if self.workdir is None:
+            raise ValueError(f"{self.name}: archive 'disk' needs the run's work folder (setup(..., workdir=...); "
+                             "the runner gives one)")
+        # a new file is sparse and reads as zeros: the empty slots cost no disk until written
+        return np.lib.format.open_memmap(self.workdir / "m2n2-archive.npy", mode="w+", dtype=dtype, shape=(s, n))
 
     @property
     def params(self) -> np.ndarray:
@@ -173,8 +201,12 @@ class M2N2(Baseline):
 
     def _sq_norm(self, i: int) -> float:
         if np.isnan(self._sq[i]):
-            self._sq[i] = sq_norm(torch.from_numpy(self._params[i]))
+            self._sq[i] = sq_norm(self._member(i))
         return float(self._sq[i])
+
+    def _member(self, i: int) -> torch.Tensor:
+        """Member ``i``'s parameters as a tensor viewing the archive (a plain array, memmap or not)."""
+        return torch.from_numpy(np.asarray(self._params[i]))
 
     def _parents(self) -> tuple[int, int]:
         cfg = self.config
@@ -194,14 +226,13 @@ class M2N2(Baseline):
         cfg, n = self.config, self.space.dim
         a, b = self._parents()
         if not cfg.use_crossover:
-            child = self._params[a].copy()
+            child = np.array(self._params[a])
         else:
             k = int(self.rng.integers(0, n)) if cfg.use_split else n
-            child = split_slerp(torch.from_numpy(self._params[a]), torch.from_numpy(self._params[b]),
-                                float(self.rng.random()), k,
+            child = split_slerp(self._member(a), self._member(b), float(self.rng.random()), k,
                                 sq_norms=(self._sq_norm(a), self._sq_norm(b))).numpy()
         if cfg.mutation_std > 0:
-            self.rng.standard_normal(out=self._noise)
+            self.rng.standard_normal(dtype=self._noise.dtype, out=self._noise)
             self._noise *= cfg.mutation_std
             child += self._noise
         return child[None, :]
@@ -242,7 +273,7 @@ class M2N2(Baseline):
         """The archive member with the best raw search value (falls back to best-ever if empty)."""
         if not self.filled.any():
             return super().recommend()
-        return self._params[int(np.argmax(np.where(self.filled, self.values, -np.inf)))].copy()
+        return np.array(self._params[int(np.argmax(np.where(self.filled, self.values, -np.inf)))])
 
 
 class M2N2NoAttraction(M2N2):

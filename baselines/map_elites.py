@@ -30,6 +30,9 @@ The archive is kept as arrays with one row per *occupied* cell (a dict maps cell
 preallocated (``min(cells, 128)``) and doubled when full, so a step costs O(occupied cells), never
 O(evaluations). Failed candidates (NaN) are not inserted; a task without descriptors is an error.
 
+Elite genomes keep the space's dtype (float32 in the "params" space: 4 bytes per parameter and
+elite; at most ``cells_per_dim ** k`` elites).
+
 Hyper-parameters: ``cells_per_dim`` (10), ``mutation_std`` (0.01).
 """
 
@@ -73,7 +76,7 @@ class MapElitesAlgorithm(Algorithm):
     def _setup(self, problem, **kwargs) -> None:
         # elite genomes / qualities / cells, one row per occupied cell (allocated at the first insert,
         # when the number of descriptors and so of cells is known)
-        self.X = np.empty((0, problem.n_var))
+        self.X = np.empty((0, problem.n_var), dtype=getattr(problem, "dtype", np.float64))  # genomes' dtype
         self.quality = np.empty(0)
         self.cells = np.empty(0, dtype=np.int64)
         self.sq = np.empty(0)  # sq_norm of each elite's genome (the SLERP angle's), NaN until needed
@@ -87,7 +90,7 @@ class MapElitesAlgorithm(Algorithm):
         if self.n_occupied < rows:
             return
         grow = min(max(2 * rows, 128), n_cells) - rows
-        self.X = np.concatenate([self.X, np.empty((grow, self.X.shape[1]))])
+        self.X = np.concatenate([self.X, np.empty((grow, self.X.shape[1]), dtype=self.X.dtype)])
         self.quality = np.concatenate([self.quality, np.empty(grow)])
         self.cells = np.concatenate([self.cells, np.empty(grow, dtype=np.int64)])
         self.sq = np.concatenate([self.sq, np.full(grow, np.nan)])

@@ -4,6 +4,12 @@ The public ``setup``/``seed``/``ask``/``tell`` handle call order, shapes, bounds
 best-so-far bookkeeping; a subclass fills ``_setup``, ``_ask`` and ``_tell`` (and optionally
 ``_seed``, ``recommend``). A baseline never loads a model, scores, or logs: the runner does.
 
+A baseline may write scratch files (e.g. a disk-backed archive too large for memory) into
+``self.workdir``: a folder given to ``setup`` by the caller, empty at the start, that exists for the
+whole run and that the caller deletes when the run ends (the runner makes one per run inside the
+comparison's results folder while it is being written, see :func:`evobench.runner.run_one`). It is
+None when the caller gives none; a baseline that needs one then raises a one-line ``ValueError``.
+
 Fitness is maximised. ``tell`` receives an :class:`~evobench.task.Evaluation` whose ``value`` is NaN
 for failed candidates; subclasses decide what a failure means for them but must never hand a NaN to
 an optimiser as a number (``Evaluation.ok`` masks them).
@@ -12,7 +18,9 @@ an optimiser as a number (``Evaluation.ok`` masks them).
 from __future__ import annotations
 
 import copy
+import os
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -67,13 +75,15 @@ class Baseline(ABC):
         self._pending: np.ndarray | None = None
 
     # ---- public contract -------------------------------------------------------------------------
-    def setup(self, space: MergeSpace, budget: int, seed: int) -> Baseline:
+    def setup(self, space: MergeSpace, budget: int, seed: int, workdir: str | os.PathLike | None = None) -> Baseline:
+        """Start a run on ``space``; ``workdir``: the run's scratch folder (see the module docstring)."""
         if space.kind not in self.spaces:
             raise SpaceError(f"baseline {self.name!r} cannot search a {space.kind!r} space "
                              f"(it searches: {', '.join(self.spaces)})")
         if int(budget) <= 0:
             raise ValueError(f"baseline {self.name!r}: budget must be > 0, got {budget}")
         self.space, self.budget, self.seed_value = space, int(budget), int(seed)
+        self.workdir = None if workdir is None else Path(workdir)
         self._bounded = space.bounded  # a space's bounds are fixed: checked once, not per ask
         self.rng = np.random.default_rng(seed)
         self.n_told = 0
@@ -103,7 +113,7 @@ class Baseline(ABC):
             raise RuntimeError(f"{self.name}: asked genomes outside the space's bounds")
         # the caller gets the asked genomes read-only (no copy): tell() then recognises them by
         # identity instead of comparing every gene, and nobody can change them in between
-        x = np.array(x, dtype=float, order="C")  # one copy: a baseline may reuse its own buffers
+        x = np.array(x, order="C")  # one copy (the space's dtype): a baseline may reuse its own buffers
         x.flags.writeable = False
         self._pending = x
         return x

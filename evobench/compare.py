@@ -225,7 +225,8 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                     res = run_one(pair.problem, cls(bcfg), space, cfg.budget, seed, label=pair.spec.display,
                                   on_step=bar.update, keep_state=save_state,
                                   report={r.name: r.task for r in pair.reports},
-                                  keep_search_scores=rundir is not None and cfg.save_search_scores, on_model=show)
+                                  keep_search_scores=rundir is not None and cfg.save_search_scores, on_model=show,
+                                  work_root=None if rundir is None else rundir.path)
                     if "images" in shown:
                         comp.images[pair.problem.name]["rows"].append((pair.spec.display, shown["images"]))
                     if "answers" in shown:

@@ -17,7 +17,8 @@ Layout of ``<out>/<name>-<UTC time>/``::
 
 While the comparison runs, the folder is ``<out>/.<name>-<time>.partial-XXXX``; each run's files are
 written into a temporary sub-folder and renamed into ``runs/`` when complete, so ``runs/`` only ever
-holds whole runs. On success the folder is renamed to ``<name>-<time>``; if the comparison fails or
+holds whole runs. The run in progress also has its scratch folder there (``.work-XXXX``, the
+baseline's ``workdir``: e.g. M2N2's disk-backed archive), deleted by the runner when the run ends. On success the folder is renamed to ``<name>-<time>``; if the comparison fails or
 is interrupted it is renamed to ``<name>-<time>.incomplete`` (no ``results.json``), and
 ``evobench report`` can still read its finished runs. Final names never collide: a name already
 taken gets ``-2``, ``-3``, ... (claimed with an atomic ``mkdir``).

@@ -4,16 +4,22 @@ One evaluation = one candidate scored on the task's search split. The starting m
 too but not counted (as in the M2N2 reference). The runner also records examples pushed through
 models (forward passes), failures and wall time, and at the end scores the baseline's recommended
 genome on the held-out test split, which the search never sees, and on the test split of each report
-task (outside the budget and the run's wall time; :mod:`evobench.report_tasks`).
+task (outside the budget and the run's wall time; :mod:`evobench.report_tasks`). Each run gets a
+scratch folder for its baseline (``Baseline.workdir``, e.g. M2N2's disk-backed archive), deleted when
+the run ends.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -220,7 +226,8 @@ def baseline_config(cls: type[Baseline], user: dict[str, Any], problem: Problem)
 def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int, seed: int,
             label: str | None = None, on_step=None, keep_state: bool = False,
             report: Mapping[str, Task] | None = None, keep_search_scores: bool = False,
-            on_model: Callable[[Any], None] | None = None) -> RunResult:
+            on_model: Callable[[Any], None] | None = None,
+            work_root: str | os.PathLike | None = None) -> RunResult:
     """Run ``baseline`` (already constructed) on ``space`` for exactly ``budget`` evaluations.
 
     ``keep_state``: also keep the recommended model's weights (``RunResult.best_state``) when the
@@ -230,12 +237,26 @@ def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int
     per-example search scores (``RunResult.search_scores``, float32, NaN rows for failed candidates).
     ``on_model``: called with the recommended model (as built for scoring, whatever the space, layer
     paths too) once it is scored on the test split, outside the wall time (e.g. to show its answers).
+    ``work_root``: where the run's scratch folder (``Baseline.workdir``, a new ``.work-XXXX`` folder)
+    is made — the comparison's results folder while it is written; the system's temporary folder
+    when None. The scratch folder is deleted when the run ends, however it ends.
     """
+    workdir = Path(tempfile.mkdtemp(prefix=".work-", dir=work_root))
+    try:
+        return _run(problem, baseline, space, budget, seed, label, on_step, keep_state, report,
+                    keep_search_scores, on_model, workdir)
+    finally:
+        shutil.rmtree(workdir)
+
+
+def _run(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int, seed: int,
+         label: str | None, on_step, keep_state: bool, report: Mapping[str, Task] | None,
+         keep_search_scores: bool, on_model: Callable[[Any], None] | None, workdir: Path) -> RunResult:
     task = problem.task
     res = RunResult(task=problem.name, baseline=label or baseline.name, baseline_name=baseline.name,
                     seed=seed, space=space.kind, budget=budget)
     t0 = time.perf_counter()
-    baseline.setup(space, budget, seed)
+    baseline.setup(space, budget, seed, workdir=workdir)
     rng = np.random.default_rng([seed, 1])  # the pool's own stream (starting models), apart from the baseline's
     x0, ev0, start_best, n_fwd = score_starting_models(problem, space, rng)
     res.forward_examples += n_fwd

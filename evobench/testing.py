@@ -14,11 +14,13 @@ from evobench.spaces.base import MergeSpace
 
 
 class ToySpace(MergeSpace):
-    """A space of ``kind`` whose model is the decoded vector (box [0,1]^dim, or unbounded ``params``)."""
+    """A space of ``kind`` whose model is the decoded vector (box [0,1]^dim, or unbounded ``params``
+    with float32 genomes, as the real parameter space)."""
 
     def __init__(self, kind: str = "ps", dim: int = 6, n_start: int = 2, segments: dict | None = None) -> None:
         self.kind = kind
         if kind == "params":
+            self.dtype = np.float32
             lo, hi = np.full(dim, -np.inf), np.full(dim, np.inf)
         else:
             lo, hi = np.zeros(dim), np.ones(dim)
@@ -33,12 +35,12 @@ class ToySpace(MergeSpace):
 
     def sample(self, rng, k):
         if self.kind == "params":
-            return rng.normal(0.0, 0.01, size=(k, self.dim))
+            return rng.normal(0.0, 0.01, size=(k, self.dim)).astype(self.dtype)
         return super().sample(rng, k)
 
     def initial(self, rng):
         if self.kind == "params":
-            return rng.normal(0.0, 0.01, size=(self.n_start, self.dim))
+            return rng.normal(0.0, 0.01, size=(self.n_start, self.dim)).astype(self.dtype)
         return super().initial(rng)
 
     def reference_genome(self) -> np.ndarray:

@@ -3,6 +3,11 @@
 Recipe spaces (PS knobs, DFS layer paths) live in the unit box [0,1]^n. The raw parameter space of
 model-space evolution (M2N2, GA from scratch) is unbounded: its genome *is* the flattened parameter
 vector, because SLERP, split points and Gaussian mutation are defined in parameter units.
+
+Each space fixes the dtype of its genomes (``MergeSpace.dtype``): float64 for recipe spaces, float32
+for the parameter space (the models' own precision: a float64 genome of a language model would take
+twice the memory for nothing). ``check`` casts to it, so a baseline's asked and told genomes always
+have it; baselines that hold genomes (archives, populations) allocate them in it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ class SpaceError(ValueError):
 
 class MergeSpace(ABC):
     kind: str = ""
+    dtype: type[np.floating] = np.float64  # the dtype of this space's genomes (see the module docstring)
 
     def __init__(self, dim: int, lower: np.ndarray, upper: np.ndarray,
                  segments: dict[str, slice] | None = None) -> None:
@@ -67,7 +73,8 @@ class MergeSpace(ABC):
         return np.clip(x, self.lower, self.upper) if self.bounded else x
 
     def check(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=float)
+        """``x`` as genomes ``(k, dim)`` of this space's dtype (no copy when it already is)."""
+        x = np.asarray(x, dtype=self.dtype)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"{self.kind} space: genomes must have shape (k, {self.dim}), got {x.shape}")
         return x
@@ -75,10 +82,10 @@ class MergeSpace(ABC):
     def recipe_json(self, x: np.ndarray) -> str:
         from evobench.jsonio import dumps
 
-        return dumps(self.decode(np.asarray(x, dtype=float)), indent=None, sort_keys=True)
+        return dumps(self.decode(np.asarray(x, dtype=self.dtype)), indent=None, sort_keys=True)
 
     def genome_hash(self, x: np.ndarray) -> str:
-        return hashlib.sha256(np.ascontiguousarray(x, dtype=np.float64).tobytes()).hexdigest()[:16]
+        return hashlib.sha256(np.ascontiguousarray(x, dtype=self.dtype).tobytes()).hexdigest()[:16]
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "dim": self.dim,
