@@ -60,6 +60,7 @@ from pymoo.operators.repair.to_bound import ToBoundOutOfBoundsRepair
 from evobench.baseline import Baseline, BaselineConfig
 from evobench.evaluation import Evaluation
 from evobench.merge.slerp import split_slerp, sq_norm
+from evobench.noise import add_gaussian_
 from evobench.spaces.base import MergeSpace
 
 
@@ -129,9 +130,9 @@ class SplitSlerpCrossover(Crossover):
 
 
 class GaussianMutation(Mutation):
-    """Adds N(0, std²) to every gene of every child; ``std = 0`` leaves children unchanged. Float32
-    children get float32 noise (``standard_normal(dtype=float32)``, as M2N2); float64 children
-    ``normal(0, std)``."""
+    """Adds N(0, std²) to every gene of every child; ``std = 0`` leaves children unchanged. The noise
+    is drawn in the children's dtype by :func:`evobench.noise.add_gaussian_` (as M2N2), seeded by one
+    draw of pymoo's ``random_state``."""
 
     def __init__(self, std: float = 0.01, **kwargs) -> None:
         super().__init__(prob=1.0, **kwargs)
@@ -140,11 +141,7 @@ class GaussianMutation(Mutation):
     def _do(self, problem, X, *args, random_state=None, **kwargs):
         if self.std == 0.0:
             return X
-        if X.dtype == np.float32:
-            noise = random_state.standard_normal(X.shape, dtype=np.float32)
-            noise *= np.float32(self.std)
-            return X + noise
-        return X + random_state.normal(0.0, self.std, size=X.shape)
+        return add_gaussian_(np.array(X, order="C"), self.std, random_state)
 
 
 class SteadyStateSurvival(Survival):

@@ -21,9 +21,8 @@ Crossover: split index k uniform in [0, n), w ~ U(0, 1), ``split_slerp(A, B, t=w
 SLERP angle for the whole vector, B's weight w before k and 1 - w from k on (lerp when the sine of
 the angle is <= 1e-6), computed by the merge op :func:`evobench.merge.slerp.split_slerp` (~0.04 ms
 at n = 19,210). Mutation: N(0, sigma^2) added to every element when ``mutation_std`` > 0 (0.01 from
-scratch), drawn in the genome's dtype (``standard_normal(dtype=float32)``: numpy's float32 ziggurat,
-exact N(0, 1) up to float32 resolution, and half the cost of a float64 draw that would be rounded
-to float32 anyway when added to a float32 child). The pretrained-specialists setting runs without mutation: its preset / the runner sets
+scratch), drawn in the genome's dtype by :func:`evobench.noise.add_gaussian_` (torch's ``normal_``
+seeded by one draw of the baseline's generator: a third of the cost of numpy's float32 ziggurat). The pretrained-specialists setting runs without mutation: its preset / the runner sets
 ``mutation_std: 0``; this class does not guess the setting.
 Replacement: the child replaces the lowest-fitness member of archive + child (z over archive +
 child); when it is itself the (strictly) lowest it is discarded. Ties go to the first archive slot
@@ -51,10 +50,10 @@ memory.
 Cost per step: O(archive * n_examples + n) — fitness and attraction are matrix-vector products over
 the preallocated archive; the archive never grows. Products use ``np.einsum``, not BLAS: OpenBLAS
 threads its dot products at this size and, on a busy 2-core machine, its thread hand-offs made a
-step ~6x slower (2.4 ms instead of 0.4 ms). Most of a step is drawing the n Gaussian mutations.
+step ~6x slower (2.4 ms instead of 0.4 ms). Drawing the n Gaussian mutations is the largest part.
 What depends on the archive alone (its column sums z, fitness f, each member's squared norm for the
-SLERP angle) is kept until the archive changes (about one step in six from scratch): recomputed,
-it would be the same floats.
+SLERP angle, every member's attraction to a drawn parent A) is kept until the archive changes (about one
+step in six from scratch): recomputed, it would be the same floats.
 """
 
 from __future__ import annotations
@@ -68,6 +67,7 @@ from pydantic import Field
 from evobench.baseline import Baseline, BaselineConfig
 from evobench.evaluation import Evaluation
 from evobench.merge.slerp import split_slerp, sq_norm
+from evobench.noise import add_gaussian_
 
 PAPER = "Abrantes, Lange, Tang. Competition and Attraction Improve Model Fusion. GECCO 2025"
 
@@ -151,6 +151,7 @@ class M2N2(Baseline):
         self._sq = np.full(s, np.nan)  # squared norm of each member's parameters (the SLERP angle's)
         self._colsum: np.ndarray | None = None  # scores.sum(axis=0)
         self._fitness: tuple[np.ndarray, np.ndarray] | None = None  # (1 / z**alpha, f) of the archive
+        self._attraction: dict[int, np.ndarray] = {}  # parent A -> every member's attraction to A
 
     def _archive_file(self, s: int, n: int, dtype) -> np.ndarray:
         """A zero-filled ``(s, n)`` archive memory-mapped from ``<workdir>/m2n2-archive.npy``."""
@@ -172,6 +173,7 @@ class M2N2(Baseline):
         """The members' per-example scores ``(archive_size, n_examples)``, None before the first
         member. Writable: reading it here drops the fitness cached from it."""
         self._colsum = self._fitness = None
+        self._attraction = {}
         return self._scores
 
     def _seed(self, x0: np.ndarray, ev0: Evaluation) -> None:
@@ -216,8 +218,11 @@ class M2N2(Baseline):
             return a, a
         if not cfg.use_attraction:
             return a, self._draw(f)
-        g = attraction(self._scores, cfg.alpha, a, inv=inv, buf=self._gain)
-        g[~self.filled] = 0.0
+        g = self._attraction.get(a)
+        if g is None:
+            g = attraction(self._scores, cfg.alpha, a, inv=inv, buf=self._gain)
+            g[~self.filled] = 0.0
+            self._attraction[a] = g
         return a, self._draw(g if g.sum() > 0 else f)
 
     def _ask(self) -> np.ndarray:
@@ -232,9 +237,7 @@ class M2N2(Baseline):
             child = split_slerp(self._member(a), self._member(b), float(self.rng.random()), k,
                                 sq_norms=(self._sq_norm(a), self._sq_norm(b))).numpy()
         if cfg.mutation_std > 0:
-            self.rng.standard_normal(dtype=self._noise.dtype, out=self._noise)
-            self._noise *= cfg.mutation_std
-            child += self._noise
+            add_gaussian_(child, cfg.mutation_std, self.rng, buf=self._noise)
         return child[None, :]
 
     # ---- tell -------------------------------------------------------------------------------------
@@ -265,6 +268,7 @@ class M2N2(Baseline):
         self._scores[worst] = s
         self._sq[worst] = np.nan
         self._colsum = self._fitness = None
+        self._attraction = {}
         self.values[worst] = value
         self.filled[worst] = True
         self.n_replaced += 1
