@@ -39,6 +39,14 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: auto = cuda when present); "
                                     "for tasks whose models can run on a GPU")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--cache", metavar="DIR|off",
+                   help="evaluation cache (a file or folder; 'off' = none); default: $EVOBENCH_EVAL_CACHE, else "
+                        "$EVOBENCH_CACHE/evals.sqlite (~/.cache/evobench). A cached candidate costs no forward "
+                        "pass but still counts against the budget")
+    p.add_argument("--resume", metavar="FOLDER",
+                   help="continue an interrupted comparison: its .partial-XXXX or .incomplete results folder "
+                        "(finished runs are kept; the run in progress continues from its journal); other "
+                        "settings, if given, must equal the saved ones")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,18 +147,43 @@ def _run(args: argparse.Namespace) -> int:
     from evobench.config import build_config
     from evobench.report import format_table
 
-    cfg = build_config(preset=args.preset, config_file=args.config, tasks=args.tasks,
-                       report_tasks=args.report_tasks, baselines=args.baselines,
-                       budget=args.budget, seeds=args.seeds, tracking_uri=args.tracking_uri,
-                       experiment=args.experiment, out=args.out, name=args.name, threads=args.threads,
-                       device=args.device)
+    overrides = dict(tasks=args.tasks, report_tasks=args.report_tasks, baselines=args.baselines,
+                     budget=args.budget, seeds=args.seeds, tracking_uri=args.tracking_uri,
+                     experiment=args.experiment, out=args.out, name=args.name, threads=args.threads,
+                     device=args.device)
+    if args.resume and not (args.preset or args.config):
+        from evobench.compare import saved_config
+        from evobench.config import validate
+
+        # the saved configuration, with any setting given on the command line (checked equal below)
+        saved = saved_config(args.resume).model_dump(mode="json")
+        cfg = validate({**saved, **{k: v for k, v in overrides.items() if v is not None}})
+    else:
+        cfg = build_config(preset=args.preset, config_file=args.config, **overrides)
     tracker_name, tracker = _tracker(args, cfg.tracking_uri, cfg.experiment)
+    from evobench.evalcache import open_cache
+
     try:
-        comp = run_comparison(cfg, tracker=tracker, progress=not args.no_progress)
+        cache = open_cache(args.cache)
+    except OSError as e:
+        raise ConfigError(f"--cache: {e}") from None
+    try:
+        comp = run_comparison(cfg, tracker=tracker, progress=not args.no_progress, resume=args.resume, cache=cache)
+    except ConfigError:
+        raise  # refused before anything ran: nothing was kept
     except BaseException:
-        _partial_note(cfg)
+        _partial_note(cfg, args.resume)
         raise
+    finally:
+        if cache is not None:
+            cache.close()
+    for w in comp.warnings:
+        print(f"evobench: warning: {w}", file=sys.stderr)
     print(format_table(comp))
+    if cache is not None:
+        hits = sum(r.cache.get("hits", 0) for r in comp.results)
+        print(f"evaluation cache: {hits} of {sum(r.evaluations for r in comp.results)} evaluations were hits "
+              f"({cache.path})")
     print(f"results: {comp.out_dir}")
     where = getattr(tracker, "tracking_uri", None)
     if where:
@@ -158,14 +191,17 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _partial_note(cfg) -> None:
+def _partial_note(cfg, resumed: str | None = None) -> None:
     """After a failed or interrupted comparison: where its finished runs were kept, if any."""
     from pathlib import Path
 
-    kept = sorted(Path(cfg.out).glob(f"{cfg.name}-*.incomplete"), key=lambda p: p.stat().st_mtime)
+    if resumed and Path(resumed).is_dir():
+        kept = [Path(resumed)]
+    else:
+        kept = sorted(Path(cfg.out).glob(f"{cfg.name}-*.incomplete"), key=lambda p: p.stat().st_mtime)
     if kept:
-        print(f"evobench: finished runs kept in {kept[-1]} (`evobench report {kept[-1]}` reads them)",
-              file=sys.stderr)
+        print(f"evobench: finished runs kept in {kept[-1]} (`evobench run --resume {kept[-1]}` continues the "
+              f"comparison; `evobench report {kept[-1]}` reads its finished runs)", file=sys.stderr)
 
 
 def _eval(args: argparse.Namespace) -> int:

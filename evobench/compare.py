@@ -24,7 +24,10 @@ import numpy as np
 
 from evobench.answer_table import task_answers
 from evobench.config import BaselineSpec, ConfigError, RunConfig, call_factory
+from evobench.evalcache import EvalCache
+from evobench.evalcache import scope as cache_scope
 from evobench.image_grid import GRID_SCALE, task_images
+from evobench.journal import RunJournal
 from evobench.jsonio import is_finite_number, nan_to_none, write_json, write_text
 from evobench.problem import Problem
 from evobench.records import records_jsonl
@@ -47,6 +50,7 @@ class Pair:
     spec: BaselineSpec
     space: str
     reports: list[ReportTask] = field(default_factory=list)  # scored on the recommended model
+    task_options: dict[str, Any] = field(default_factory=dict)  # the task's options in the config
 
 
 @dataclass
@@ -137,7 +141,7 @@ def plan(cfg: RunConfig) -> tuple[list[Pair], list[tuple[str, str, str]]]:
         problems[problem.name] = (t, problem)
     reports = {name: plan_report_tasks(cfg.report_tasks, t, problem, cfg.device, list(problems))
                for name, (t, problem) in problems.items()}
-    for _, problem in problems.values():
+    for t, problem in problems.values():
         checked: set[str] = set()
         for s in specs:
             cls = BASELINES.get(s.name)
@@ -151,26 +155,78 @@ def plan(cfg: RunConfig) -> tuple[list[Pair], list[tuple[str, str, str]]]:
             if kind not in checked:
                 _check_space(cfg, problem, kind)
                 checked.add(kind)
-            pairs.append(Pair(problem, s, kind, reports[problem.name]))
+            pairs.append(Pair(problem, s, kind, reports[problem.name], dict(t.options or {})))
     if not pairs:
         raise ConfigError("nothing to run: no baseline can search any of the tasks")
     return pairs, skipped
 
 
+def saved_config(folder: str | Path) -> RunConfig:
+    """The configuration a comparison folder was started with (``config.json``); ConfigError if none."""
+    from pydantic import ValidationError
+
+    from evobench.jsonio import loads
+
+    f = Path(folder).expanduser() / "config.json"
+    try:
+        return RunConfig.model_validate(loads(f.read_text(encoding="utf-8"))["config"])
+    except (OSError, ValueError, KeyError, TypeError, ValidationError) as e:
+        raise ConfigError(f"resume: {str(f)!r} is not a comparison's config ({type(e).__name__}: "
+                          f"{' '.join(str(e).split())[:200]})") from None
+
+
+def config_difference(saved: RunConfig, given: RunConfig) -> str | None:
+    """The first setting (dotted path) in which ``given`` differs from ``saved``, ignoring ``out``
+    (where the folder lives), else None."""
+    def walk(a: Any, b: Any, path: str) -> str | None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b)):
+                hit = walk(a.get(k), b.get(k), f"{path}.{k}" if path else k)
+                if hit:
+                    return hit
+            return None
+        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            return next((h for i, (x, y) in enumerate(zip(a, b, strict=True)) if (h := walk(x, y, f"{path}[{i}]"))), None)
+        return None if a == b else f"{path} (saved {a!r}, given {b!r})"
+
+    return walk({k: v for k, v in saved.model_dump(mode="json").items() if k != "out"},
+                {k: v for k, v in given.model_dump(mode="json").items() if k != "out"}, "")
+
+
 def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: bool = True,
-                   write: bool = True) -> Comparison:
+                   write: bool = True, resume: str | Path | None = None,
+                   cache: EvalCache | None = None) -> Comparison:
     """Plan, then run every (task, baseline, seed); each finished run is saved at once (see
-    :mod:`evobench.rundir`). Raises before anything runs when the plan or the output folder is bad."""
+    :mod:`evobench.rundir`). Raises before anything runs when the plan or the output folder is bad.
+
+    ``resume``: the folder of an interrupted comparison (``evobench run --resume``) to continue:
+    ``cfg`` must be its saved configuration (ConfigError naming the first differing setting
+    otherwise); its finished runs are kept, not run again, and the run in progress continues from
+    its journal (:mod:`evobench.journal`), so the results equal an uninterrupted comparison's
+    (wall times aside). ``cache``: the evaluation cache shared by every run (:mod:`evobench.evalcache`;
+    None: every candidate is scored)."""
     from evobench.provenance import git_sha, package_versions, problem_provenance
     from evobench.spaces import make_space
 
+    if resume is not None:
+        if not write:
+            raise ConfigError("resume: a resumed comparison writes to its folder (write=False given)")
+        diff = config_difference(saved_config(resume), cfg)
+        if diff:
+            raise ConfigError(f"resume: {diff}; a resume continues the saved configuration (leave the "
+                              "setting out, or start a new comparison)")
     if cfg.threads:  # before plan: task factories may train models (digits specialists), whose floats
         import torch  # depend on the thread count
 
         torch.set_num_threads(cfg.threads)
     pairs, skipped = plan(cfg)
     rundir = None
-    if write:
+    if resume is not None:
+        try:
+            rundir = RunDir.reopen(resume)
+        except ValueError as e:
+            raise ConfigError(f"resume: {e}") from None
+    elif write:
         try:
             rundir = RunDir(cfg.out, cfg.name)
         except OSError as e:
@@ -181,17 +237,33 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
     bar = _progress(len(pairs) * len(cfg.seeds) * cfg.budget, progress)
     comp.environment = {"git_sha": git_sha(), "versions": package_versions()}
     sha = comp.environment["git_sha"]
+    done = _finished_runs(rundir) if resume is not None else {}
+    saved_sources = _saved_sources(rundir) if resume is not None else {}
     status = "FAILED"
     try:
-        if rundir is not None:
+        if resume is None and rundir is not None:
             rundir.write_config({"config": cfg.model_dump(mode="json"), "environment": comp.environment})
-        tracker.start_comparison(cfg.name, params=cfg.model_dump(mode="json"), tags={"git_sha": sha, **{
-            f"version.{k}": v for k, v in comp.environment["versions"].items()}})
+        ids = _tracking_ids(rundir) if resume is not None else None
+        if ids is not None:
+            previous = ids.get("elapsed_s") or 0.0
+            t0 -= previous  # the comparison's wall time counts the time before the interruption
+        if not (ids is not None and tracker.resume_comparison(ids)):
+            tracker.start_comparison(cfg.name, params=cfg.model_dump(mode="json"), tags={"git_sha": sha, **{
+                f"version.{k}": v for k, v in comp.environment["versions"].items()}})
+
+        def note_tracking() -> None:
+            if rundir is not None:
+                _write_tracking_ids(rundir, tracker, time.perf_counter() - t0)
+
+        note_tracking()
         provenance = {p.problem.name: problem_provenance(p.problem) for p in pairs}
         for pair in {p.problem.name: p for p in pairs}.values():
             save = None if rundir is None else (lambda i, row, texts, n=pair.problem.name:
                                                  rundir.add_source(n, i, row, texts))
-            comp.sources[pair.problem.name] = score_sources(pair.problem, pair.reports, save)
+            if pair.problem.name in saved_sources:
+                comp.sources[pair.problem.name] = saved_sources[pair.problem.name]
+            else:
+                comp.sources[pair.problem.name] = score_sources(pair.problem, pair.reports, save)
             if task_images(pair.problem.task) is not None:
                 comp.images[pair.problem.name] = {"columns": grid_columns(pair.problem.task),
                                                   "rows": source_images(pair.problem)}
@@ -204,11 +276,31 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
             for seed in cfg.seeds:
                 bar.set_description(f"{pair.problem.name} · {pair.spec.display} · seed {seed}")
                 space = make_space(pair.space, pair.problem, seed, **cfg.spaces.get(pair.space, {}))
+                key = (pair.problem.name, pair.spec.display, seed)
+                if key in done:  # finished before the interruption: kept as saved (and as logged)
+                    res = done.pop(key)
+                    if seed == cfg.seeds[0]:
+                        _show_saved(comp, rundir, res, pair, space)
+                    comp.results.append(res)
+                    bar.update(cfg.budget)
+                    continue
                 run_name = f"{pair.spec.display}/{pair.problem.name}/seed{seed}"
+                config_dump = cls.Config.model_validate(bcfg).model_dump()
                 tracker.start_run(run_name, params={
-                    "baseline": pair.spec.name, "baseline_config": cls.Config.model_validate(bcfg).model_dump(),
+                    "baseline": pair.spec.name, "baseline_config": config_dump,
                     "task": pair.problem.name, "space": space.describe(), "budget": cfg.budget, "seed": seed},
                     tags={"git_sha": sha, "seed": str(seed), **prov})
+                note_tracking()
+                journal = None
+                if rundir is not None:
+                    journal = RunJournal(rundir.journal_folder(pair.spec.display, pair.problem.name, seed), {
+                        "task": pair.problem.name, "baseline": pair.spec.name, "label": pair.spec.display,
+                        "config": config_dump, "space": pair.space, "space_options": cfg.spaces.get(pair.space, {}),
+                        "seed": seed, "budget": cfg.budget})
+                session = None
+                if cache is not None:
+                    session = cache.session(cache_scope(pair.problem, "search", pair.space, cfg.spaces.get(pair.space),
+                                                        pair.task_options, cfg.device, prov))
                 run_status = "FAILED"
                 save_state = rundir is not None and cfg.save_best_model
                 # the first seed's recommended model (any space, layer paths too) in the image grid
@@ -226,13 +318,15 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                                   on_step=bar.update, keep_state=save_state,
                                   report={r.name: r.task for r in pair.reports},
                                   keep_search_scores=rundir is not None and cfg.save_search_scores, on_model=show,
-                                  work_root=None if rundir is None else rundir.path)
+                                  work_root=None if rundir is None else rundir.path, journal=journal,
+                                  cache=session)
                     if "images" in shown:
                         comp.images[pair.problem.name]["rows"].append((pair.spec.display, shown["images"]))
                     if "answers" in shown:
                         add_answers(comp.answers[pair.problem.name], pair.spec.display, shown["answers"])
                     if rundir is not None:
                         _save_run(rundir, res, prov, pair)
+                        rundir.drop_journal(pair.spec.display, pair.problem.name, seed)
                     _log_run(tracker, res)
                     run_status = "FINISHED"
                 except KeyboardInterrupt:
@@ -242,6 +336,8 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                     tracker.end_run(run_status)
                 res.drop_results()  # saved; memory must not grow with the number of runs
                 comp.results.append(res)
+        if done:  # runs saved in the folder that this configuration does not have: not ours
+            raise ConfigError(f"resume: the folder holds runs the configuration does not plan: {sorted(done)[:3]}")
         tasks = dict.fromkeys(r.task for r in comp.results)
         comp.tables = {t: compare_to_best(comp.scores(t)) for t in tasks if comp.scores(t)}
         comp.wall_time = time.perf_counter() - t0
@@ -257,6 +353,71 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
             comp.out_dir = rundir.abandon()
         tracker.end_comparison(status)
     return comp
+
+
+def _finished_runs(rundir: RunDir) -> dict[tuple[str, str, int], RunResult]:
+    """The runs an interrupted comparison saved, by (task, label, seed), read back as run results."""
+    from evobench.jsonio import loads
+    from evobench.rundir import load_array
+
+    out = {}
+    for folder in rundir.finished_runs():
+        try:
+            data = loads((folder / "run.json").read_text(encoding="utf-8"))
+            r = RunResult.from_summary(data, load_array(folder, "fitness"), load_array(folder, "test_scores"))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"resume: {folder} is not a valid run record ({type(e).__name__}: {e})") from None
+        out[(r.task, r.baseline, r.seed)] = r
+    return out
+
+
+def _saved_sources(rundir: RunDir) -> dict[str, list[dict[str, Any]]]:
+    """Per task, the source rows an interrupted comparison saved (as :func:`score_sources` made them)."""
+    from evobench.report import _read_sources, _source_row
+
+    return {t: [_source_row(row) for row in rows] for t, rows in _read_sources(rundir.path).items()}
+
+
+def _show_saved(comp: Comparison, rundir: RunDir, res: RunResult, pair: Pair, space) -> None:
+    """A finished run's row in the image grid and answer table, from its saved model: the recipe
+    genome (``best_genome.npy``) or, in the params space, its weights (``best_model.safetensors``)."""
+    name = pair.problem.name
+    if name not in comp.images and name not in comp.answers:
+        return
+    from evobench.rundir import load_array
+
+    folder = rundir.path / res.record
+    genome = load_array(folder, "best_genome")
+    if genome is None and (folder / "best_model.safetensors").exists() and space.kind == "params":
+        from safetensors.torch import load_file
+
+        genome = space.starting_genomes([load_file(str(folder / "best_model.safetensors"))])[1][0]
+    if genome is None:
+        comp.warnings.append(f"{res.baseline} on {name}: its model was not saved, so it is missing from the "
+                             "image grid / answer table of this resumed comparison")
+        return
+    model = space.build(genome)
+    if name in comp.images:
+        comp.images[name]["rows"].append((pair.spec.display, model_images(pair.problem, model)))
+    if name in comp.answers:
+        add_answers(comp.answers[name], pair.spec.display, model_answers(pair.problem, model))
+
+
+RESUME_FILE = "resume.json"  # while a comparison runs: the tracker's run ids and the wall time so far
+
+
+def _tracking_ids(rundir: RunDir) -> dict[str, Any] | None:
+    from evobench.jsonio import loads
+
+    f = rundir.path / RESUME_FILE
+    try:
+        return loads(f.read_text(encoding="utf-8")) if f.exists() else None
+    except (OSError, ValueError):
+        return None  # unreadable: the resumed comparison opens a new parent run
+
+
+def _write_tracking_ids(rundir: RunDir, tracker: Tracker, elapsed: float) -> None:
+    write_json(rundir.path / RESUME_FILE, {**(tracker.ids() or {}), "elapsed_s": elapsed})
 
 
 def score_sources(problem: Problem, reports: list[ReportTask] | tuple = (), save=None) -> list[dict[str, Any]]:
@@ -367,6 +528,8 @@ def _save_run(rundir: RunDir, r: RunResult, provenance: dict[str, str], pair: Pa
         if rt.name in r.report_results:
             texts[records_file(rt.name)] = records_jsonl(rt.task, TEST, r.report_results[rt.name])
     arrays = {"fitness": r.values, "test_scores": r.test_scores}
+    if r.best_genome is not None:
+        arrays["best_genome"] = r.best_genome
     if r.search_scores is not None:
         arrays["search_scores"] = r.search_scores
     r.record = rundir.add_run(r.baseline, r.task, r.seed, r.summary(), arrays, r.best_state, meta, texts)
@@ -385,6 +548,7 @@ def _log_run(tracker: Tracker, r: RunResult) -> None:
         "test_score": r.test_score, "best_search_fitness_final": r.best_search,
         "recommended_search_fitness": r.recommended_search, "evaluations": r.evaluations,
         "failed_candidates": r.failed, "forward_examples": r.forward_examples, "wall_time_s": r.wall_time,
+        **{f"cache_{k}": v for k, v in r.cache.items() if k in ("hits", "misses")},
         **{f"test_{k}": v for k, v in r.test_metrics.items()},
         **{f"report.{t}": e["score"] for t, e in r.report.items()},
         **{f"report.{t}.{k}": v for t, e in r.report.items() for k, v in e["metrics"].items()},
@@ -407,6 +571,7 @@ def _write(comp: Comparison, tracker: Tracker, rundir: RunDir) -> Path:
     tables = [p.relative_to(rundir.path) for p in write_tables(comp.answers, rundir.path)]
     write_text(rundir.path / "table.txt", format_table(comp))
     write_json(rundir.path / "results.json", results_json(comp))  # last: its presence marks completion
+    (rundir.path / RESUME_FILE).unlink(missing_ok=True)  # complete: nothing to resume
     final = rundir.finish()
     for f in ("curves.png", "results.json", "table.txt"):
         tracker.log_artifact(str(final / f))

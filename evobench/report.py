@@ -139,7 +139,7 @@ def _read_part(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], Path]:
 
     if path.is_dir() and not (path / "results.json").exists():
         # an incomplete comparison: its config and the runs that finished
-        files = sorted((path / "runs").glob("*/run.json"))
+        files = sorted((path / "runs").glob("[!.]*/run.json"))  # not a half-written .run-XXXX
         if not (path / "config.json").exists() or not files:
             raise ConfigError(f"{str(path)!r} holds neither results.json nor finished runs of a comparison")
         try:

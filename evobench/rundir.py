@@ -13,6 +13,11 @@ Layout of ``<out>/<name>-<UTC time>/``::
         records/<t>.jsonl  the recommended model's per-example test records (the task, each report task)
         best_model.safetensors   the recommended model's weights (when the space gives a state dict)
         search_scores.npy  every candidate's per-example search scores (only with save_search_scores)
+        best_genome.npy    the recommended genome (recipe spaces; a params genome is best_model's weights)
+    journal/<label>-<task>-seed<S>/    the run in progress: every told batch (evobench.journal),
+                       deleted once the run is saved in runs/
+    resume.json        while it runs: the tracker's ids of the comparison and of the run in progress,
+                       and the wall time so far (for a resume)
     results.json table.txt curves.png   written when the comparison completes
 
 While the comparison runs, the folder is ``<out>/.<name>-<time>.partial-XXXX``; each run's files are
@@ -23,12 +28,17 @@ is interrupted it is renamed to ``<name>-<time>.incomplete`` (no ``results.json`
 ``evobench report`` can still read its finished runs. Final names never collide: a name already
 taken gets ``-2``, ``-3``, ... (claimed with an atomic ``mkdir``).
 
+A comparison that was killed (the ``.partial-XXXX`` folder) or failed (``.incomplete``) continues
+with :meth:`RunDir.reopen` (``evobench run --resume FOLDER``): finished runs are kept, the run in
+progress replays its journal, and the folder gets its final name when the comparison completes.
+
 Only JSON, ``.npy`` (loaded with ``allow_pickle=False``) and safetensors are written: a shared
 results folder cannot run code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -43,6 +53,9 @@ from evobench.jsonio import write_json, write_text
 
 RUNS = "runs"
 SOURCES = "sources"
+JOURNAL = "journal"
+_PARTIAL = re.compile(r"^\.(?P<stem>.+-\d{8}T\d{6}Z)\.partial-[^/]+$")
+_INCOMPLETE = re.compile(r"^(?P<stem>.+-\d{8}T\d{6}Z)(-\d+)?\.incomplete$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=@-]+")
 
 
@@ -78,6 +91,42 @@ class RunDir:
         self.path = Path(tempfile.mkdtemp(prefix=f".{self.stem}.partial-", dir=self.root))
         (self.path / RUNS).mkdir()
         self.n_runs = 0
+
+    @classmethod
+    def reopen(cls, path: str | os.PathLike) -> RunDir:
+        """Continue the comparison folder ``path`` (a killed one's ``.partial-XXXX`` or a failed one's
+        ``.incomplete``): its finished runs stay; scratch left by the interruption (half-written
+        run folders, work folders) is removed. ValueError (one line) for any other folder."""
+        path = Path(path).expanduser()
+        if not (path / "config.json").is_file():
+            raise ValueError(f"{str(path)!r} is not the results folder of a comparison (no config.json)")
+        if (path / "results.json").exists():
+            raise ValueError(f"{str(path)!r} is a completed comparison: nothing to resume")
+        m = _PARTIAL.match(path.name) or _INCOMPLETE.match(path.name)
+        if m is None:
+            raise ValueError(f"{str(path)!r}: a resumable folder is named .<name>-<time>.partial-XXXX or "
+                             "<name>-<time>.incomplete")
+        self = cls.__new__(cls)
+        self.root, self.stem, self.path = path.parent, m["stem"], path
+        for junk in [*path.glob(".work-*"), *(path / RUNS).glob(".run-*"), *(path / SOURCES).glob("*/.source-*")]:
+            shutil.rmtree(junk, ignore_errors=True)
+        (path / RUNS).mkdir(exist_ok=True)
+        self.n_runs = len(self.finished_runs())
+        return self
+
+    def finished_runs(self) -> list[Path]:
+        """The folders of the runs saved so far, in the order they finished."""
+        return sorted(p.parent for p in (self.path / RUNS).glob("[!.]*/run.json"))
+
+    def journal_folder(self, label: str, task: str, seed: int) -> Path:
+        """Where the journal of run (label, task, seed) lives while it runs."""
+        return self.path / JOURNAL / _UNSAFE.sub("_", f"{label}-{task}-seed{seed}")[:150]
+
+    def drop_journal(self, label: str, task: str, seed: int) -> None:
+        """Delete a saved run's journal (the run folder now holds everything it said)."""
+        shutil.rmtree(self.journal_folder(label, task, seed), ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (self.path / JOURNAL).rmdir()  # only when empty
 
     def write_config(self, config: dict[str, Any]) -> None:
         write_json(self.path / "config.json", config)
@@ -133,8 +182,11 @@ class RunDir:
         return final
 
     def abandon(self) -> Path | None:
-        """Keep finished runs as ``<name>-<time>.incomplete`` (None and removed when none finished)."""
-        if self.n_runs == 0:
+        """Keep finished runs (and the journal of the run in progress) as ``<name>-<time>.incomplete``
+        (None and removed when nothing is worth keeping); an ``.incomplete`` folder keeps its name."""
+        if _INCOMPLETE.match(self.path.name):
+            return self.path
+        if self.n_runs == 0 and not any((self.path / JOURNAL).glob("*/journal.bin")):
             shutil.rmtree(self.path, ignore_errors=True)
             return None
         final = claim(self.root, self.stem, ".incomplete")

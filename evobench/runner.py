@@ -26,7 +26,9 @@ import numpy as np
 
 from evobench.baseline import Baseline
 from evobench.errors import StartError, candidate_failures, describe
+from evobench.evalcache import CacheSession
 from evobench.evaluation import Evaluation
+from evobench.journal import ResumeError, RunJournal, genes_checksum
 from evobench.jsonio import nan_to_none, none_to_nan
 from evobench.problem import Problem
 from evobench.spaces.base import MergeSpace
@@ -60,9 +62,11 @@ class RunResult:
     report_results: dict[str, TaskResult] = field(default_factory=dict)  # per report task (dropped once saved)
     search_scores: np.ndarray | None = None  # (evaluations, examples) when kept (dropped once saved)
     best_state: dict | None = None  # the recommended model's weights, when the space gives a state dict
+    best_genome: np.ndarray | None = None  # the recommended genome, kept with best_state (recipe spaces)
     test_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per-example, test split
     record: str = ""  # the run's folder inside the results folder, once saved
     errors: list[str] = field(default_factory=list)  # the first MAX_ERRORS distinct failure messages
+    cache: dict[str, Any] = field(default_factory=dict)  # evaluation-cache hits/misses (empty: no cache)
 
     def note_errors(self, messages) -> None:
         for m in messages:
@@ -79,16 +83,18 @@ class RunResult:
 
     SUMMARY = ("task", "baseline", "baseline_name", "seed", "space", "budget", "evaluations", "failed",
                "forward_examples", "wall_time", "best_search", "recommended_search", "test_score", "start_best",
-               "test_metrics", "recipe", "errors", "record", "report")
+               "test_metrics", "recipe", "errors", "record", "report", "cache")
 
     def summary(self) -> dict[str, Any]:
         """The run as strict-JSON-ready data (missing scores are None); arrays are stored apart. A run
-        without report tasks has no ``report`` key."""
-        return nan_to_none({k: getattr(self, k) for k in self.SUMMARY if k != "report" or self.report})
+        without report tasks has no ``report`` key, one without the evaluation cache no ``cache``."""
+        return nan_to_none({k: getattr(self, k) for k in self.SUMMARY
+                            if (k != "report" or self.report) and (k != "cache" or self.cache)})
 
     def drop_results(self) -> None:
         """Forget the per-example results kept for saving (memory must not grow with the runs)."""
         self.test_result, self.report_results, self.search_scores, self.best_state = None, {}, None, None
+        self.best_genome = None
 
     @classmethod
     def from_summary(cls, data: dict[str, Any], values: np.ndarray | None = None,
@@ -166,10 +172,24 @@ def _evaluation(results: list[TaskResult | str], task: Task) -> Evaluation:
     return Evaluation(value=value, scores=scores, descriptors=normalise_descriptors(desc, task), errors=errors)
 
 
-def evaluate_genomes(space: MergeSpace, task: Task, x: np.ndarray, split: str = SEARCH) -> tuple[Evaluation, int]:
+def evaluate_genomes(space: MergeSpace, task: Task, x: np.ndarray, split: str = SEARCH,
+                     cache: CacheSession | None = None) -> tuple[Evaluation, int]:
     """Build and score genomes one at a time (one merged model alive at once); failures are NaN
-    entries whose message is in ``Evaluation.errors``. Returns the evaluation and examples scored."""
-    results = [score_candidate(space, task, x[i], split) for i in range(len(x))]
+    entries whose message is in ``Evaluation.errors``. Returns the evaluation and examples scored.
+    ``cache``: candidates it holds are not scored (no forward pass), scored ones are offered to it."""
+    if cache is None or not cache.active:
+        results = [score_candidate(space, task, x[i], split) for i in range(len(x))]
+    else:
+        results = []
+        for i in range(len(x)):
+            key = space.candidate_key(x[i])
+            r = cache.get(key)
+            if r is None:
+                t = time.perf_counter()
+                r = score_candidate(space, task, x[i], split)
+                if not isinstance(r, str):
+                    cache.put(key, r, time.perf_counter() - t)
+            results.append(r)
     n_fwd = sum(r.n_forward for r in results if not isinstance(r, str))
     return _evaluation(results, task), n_fwd
 
@@ -227,10 +247,12 @@ def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int
             label: str | None = None, on_step=None, keep_state: bool = False,
             report: Mapping[str, Task] | None = None, keep_search_scores: bool = False,
             on_model: Callable[[Any], None] | None = None,
-            work_root: str | os.PathLike | None = None) -> RunResult:
+            work_root: str | os.PathLike | None = None, journal: RunJournal | None = None,
+            cache: CacheSession | None = None) -> RunResult:
     """Run ``baseline`` (already constructed) on ``space`` for exactly ``budget`` evaluations.
 
-    ``keep_state``: also keep the recommended model's weights (``RunResult.best_state``) when the
+    ``keep_state``: also keep the recommended model's weights (``RunResult.best_state``; and its
+    genome, ``RunResult.best_genome``, in recipe spaces) when the
     space can give them as a state dict. ``report``: tasks (by name) on whose test split the
     recommended model is also scored (``RunResult.report``), after the run's wall time is taken and
     outside the budget and ``forward_examples``. ``keep_search_scores``: also keep every candidate's
@@ -240,22 +262,37 @@ def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int
     ``work_root``: where the run's scratch folder (``Baseline.workdir``, a new ``.work-XXXX`` folder)
     is made — the comparison's results folder while it is written; the system's temporary folder
     when None. The scratch folder is deleted when the run ends, however it ends.
+    ``journal``: every told batch is appended to it; the batches it already holds (a run killed
+    before it finished) are replayed first, without building or scoring anything, so the run
+    continues where it stopped and ends exactly as it would have (:mod:`evobench.journal`).
+    ``cache``: the evaluation cache's view for this run (:mod:`evobench.evalcache`): candidates it
+    holds cost no forward pass (they still count against the budget); hits and misses go to
+    ``RunResult.cache``.
     """
     workdir = Path(tempfile.mkdtemp(prefix=".work-", dir=work_root))
     try:
         return _run(problem, baseline, space, budget, seed, label, on_step, keep_state, report,
-                    keep_search_scores, on_model, workdir)
+                    keep_search_scores, on_model, workdir, journal, cache)
     finally:
         shutil.rmtree(workdir)
+        if journal is not None:
+            journal.close()
 
 
 def _run(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int, seed: int,
          label: str | None, on_step, keep_state: bool, report: Mapping[str, Task] | None,
-         keep_search_scores: bool, on_model: Callable[[Any], None] | None, workdir: Path) -> RunResult:
+         keep_search_scores: bool, on_model: Callable[[Any], None] | None, workdir: Path,
+         journal: RunJournal | None, cache: CacheSession | None) -> RunResult:
     task = problem.task
     res = RunResult(task=problem.name, baseline=label or baseline.name, baseline_name=baseline.name,
                     seed=seed, space=space.kind, budget=budget)
+    journaled = journal.open() if journal is not None else []
     t0 = time.perf_counter()
+    before = journaled[-1].elapsed if journaled else 0.0  # wall seconds the run had run before
+
+    def elapsed() -> float:
+        return before + time.perf_counter() - t0
+
     baseline.setup(space, budget, seed, workdir=workdir)
     rng = np.random.default_rng([seed, 1])  # the pool's own stream (starting models), apart from the baseline's
     x0, ev0, start_best, n_fwd = score_starting_models(problem, space, rng)
@@ -264,10 +301,9 @@ def _run(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int, s
     baseline.seed(x0, ev0)
     values = np.full(budget, np.nan)
     n = 0
-    while n < budget:
-        x = baseline.ask()[: budget - n]
-        ev, n_fwd = evaluate_genomes(space, task, x)
-        baseline.tell(x, ev)
+
+    def told(x: np.ndarray, ev: Evaluation, n_fwd: int) -> None:
+        nonlocal n
         values[n:n + len(x)] = ev.value
         if keep_search_scores and ev.scores is not None:
             if res.search_scores is None:
@@ -279,7 +315,27 @@ def _run(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int, s
         res.forward_examples += n_fwd
         if on_step is not None:
             on_step(len(x))
+
+    for batch in journaled:  # replay: the baseline is told what it was told before, nothing is scored
+        x = baseline.ask()[: budget - n]
+        if len(x) != len(batch) or genes_checksum(x) != batch.checksum:
+            raise ResumeError(
+                f"{res.baseline} on {res.task}, seed {seed}: the resumed run asks other candidates than its "
+                f"journal at evaluation {n + 1} (other code or package versions, or a baseline that is not "
+                "deterministic given its seed); run it afresh")
+        baseline.tell(x, batch.evaluation)
+        told(x, batch.evaluation, batch.forward_examples)
+    while n < budget:
+        x = baseline.ask()[: budget - n]
+        ev, n_fwd = evaluate_genomes(space, task, x, cache=cache)
+        baseline.tell(x, ev)
+        if journal is not None:
+            journal.append(x, ev, n_fwd, elapsed())
+        told(x, ev, n_fwd)
     res.values, res.evaluations = values, n
+    if cache is not None:
+        res.cache = cache.stats()
+        cache.cache.commit()
     res.failed = int(np.sum(~np.isfinite(values)))
     res.best_search = float(res.best_curve()[1][-1])
     rec = baseline.recommend()
@@ -294,8 +350,10 @@ def _run(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int, s
         res.test_scores = np.asarray(res.test_result.scores, dtype=float)
         if keep_state:
             res.best_state = space.state_dict(rec)
+            if space.kind != "params":  # a params genome is the weights themselves
+                res.best_genome = np.array(rec)
         res.forward_examples += search.n_forward + res.test_result.n_forward
-    res.wall_time = time.perf_counter() - t0
+    res.wall_time = elapsed()
     if rec is not None:
         if on_model is not None:
             on_model(model)

@@ -42,6 +42,9 @@ class Task(ABC):
     name: str = ""
     primary_metric: str = ""
     metrics: tuple[str, ...] = ()
+    # Bump when the scoring changes (prompt, metric, answer extraction): stored evaluations of the
+    # old version stop matching (evobench.evalcache).
+    version: str = "1"
     # Behaviour descriptors (for quality-diversity search): names and bounds, empty if none.
     descriptor_names: tuple[str, ...] = ()
     descriptor_bounds: tuple[tuple[float, float], ...] = ()

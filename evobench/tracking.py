@@ -140,6 +140,17 @@ class Tracker:
                   tags: Mapping[str, Any] | None = None) -> None:
         """Open a nested run (one per baseline, task, seed) under the open comparison."""
 
+    def ids(self) -> dict[str, Any] | None:
+        """What identifies the open comparison and nested run in the tracker (JSON data, kept in the
+        results folder), so that a resumed comparison can continue them; None when nothing does."""
+        return None
+
+    def resume_comparison(self, ids: Mapping[str, Any]) -> bool:
+        """Reopen the comparison recorded by :meth:`ids` (its nested run that was in progress is ended
+        ``KILLED``: the resumed run is logged as a new nested run). False when this tracker cannot
+        (another store, a deleted run): the caller then starts a new comparison."""
+        return False
+
     def log_curve(self, key: str, steps: Sequence[int], values: Sequence[float]) -> None:
         """Log a whole curve: metric ``key`` with ``values[i]`` at step ``steps[i]`` (evaluations)."""
 
@@ -272,6 +283,37 @@ class MLflowTracker(Tracker):
         if self.comparison_id is not None:
             raise TrackingError(f"a comparison is already open (run {self.comparison_id}); end it first")
         self.comparison_id = self._create(name, params, tags, "comparison", None)
+
+    def ids(self) -> dict[str, Any] | None:
+        if self.comparison_id is None:
+            return None
+        return {"tracker": "mlflow", "tracking_uri": self.tracking_uri, "experiment": self.experiment,
+                "comparison_run_id": self.comparison_id, "run_id": self.run_id}
+
+    def resume_comparison(self, ids) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        if self.comparison_id is not None:
+            raise TrackingError(f"a comparison is already open (run {self.comparison_id}); end it first")
+        if (ids.get("tracker"), ids.get("tracking_uri"), ids.get("experiment")) != (
+                "mlflow", self.tracking_uri, self.experiment) or not ids.get("comparison_run_id"):
+            return False
+        try:
+            parent = self.client.get_run(ids["comparison_run_id"])
+        except MlflowException:
+            return False
+        if parent.info.lifecycle_stage == "deleted":
+            return False
+        stale = ids.get("run_id")
+        if stale:
+            try:
+                if self.client.get_run(stale).info.status == "RUNNING":
+                    self._terminate(stale, "KILLED", announce=False)
+            except MlflowException:
+                pass  # gone: nothing to end
+        self.client.update_run(parent.info.run_id, status="RUNNING")
+        self.comparison_id = parent.info.run_id
+        return True
 
     def start_run(self, name, params=None, tags=None) -> None:
         if self.run_id is not None:

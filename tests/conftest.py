@@ -15,6 +15,21 @@ def mlflow_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _no_shared_evaluation_cache():
+    """The command line caches evaluations in ~/.cache by default: tests that run it must not see each
+    other's (or a user's) entries. Tests of the cache give it their own folder."""
+    import os
+
+    saved = os.environ.get("EVOBENCH_EVAL_CACHE")
+    os.environ["EVOBENCH_EVAL_CACHE"] = "off"
+    yield
+    if saved is None:
+        os.environ.pop("EVOBENCH_EVAL_CACHE", None)
+    else:
+        os.environ["EVOBENCH_EVAL_CACHE"] = saved
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread():
     """One intra-op torch thread for the whole suite: with the default pool, a busy machine (other
     work on the 2 cores) makes the small matmuls spin-wait and run up to ~100x slower."""

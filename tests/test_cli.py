@@ -124,9 +124,17 @@ def test_interrupted_run_keeps_finished_runs_but_no_results(capsys, tmp_path, mo
     assert kept.name.endswith(".incomplete") and str(kept) in err
     (run,) = (kept / "runs").iterdir()  # the one run that finished before the interrupt, whole
     assert {f.name for f in run.iterdir()} == {"run.json", "fitness.npy", "test_scores.npy", "records",
-                                               "best_model.safetensors"}
+                                               "best_model.safetensors", "best_genome.npy"}
     code, out, _ = run_cli(["report", str(kept)], capsys)
     assert code == 0 and "random-search" in out and "cmaes-ps" not in out
+    # resumed: the finished run is kept as it was, the other three run, the folder gets its final name
+    monkeypatch.setattr(compare, "run_one", real)
+    before = (run / "run.json").read_text()
+    code, out, _ = run_cli(["run", "--resume", str(kept), "--no-progress", "--no-tracking"], capsys)
+    assert code == 0 and "cmaes-ps" in out
+    (done,) = (tmp_path / "out").iterdir()
+    assert not done.name.endswith(".incomplete") and (done / "runs" / run.name / "run.json").read_text() == before
+    assert len(json.loads((done / "results.json").read_text())["runs"]) == 4
 
 
 def test_bad_space_option_fails_before_running(capsys, tmp_path):

@@ -90,7 +90,8 @@ def test_report_tasks_change_nothing_of_the_search(compared):
 
 def test_no_per_example_results_are_held_after_saving(compared):
     comp, _, _ = compared
-    assert all(r.test_result is None and r.report_results == {} and r.best_state is None for r in comp.results)
+    assert all(r.test_result is None and r.report_results == {} and r.best_state is None and r.best_genome is None
+               for r in comp.results)
 
 
 def test_run_records_are_the_test_scores_and_rescore_to_the_saved_model(compared, tmp_path, capsys):
@@ -98,7 +99,8 @@ def test_run_records_are_the_test_scores_and_rescore_to_the_saved_model(compared
     r = comp.results[0]
     folder = comp.out_dir / r.record
     assert {f.name for f in folder.iterdir()} == {"run.json", "fitness.npy", "test_scores.npy", "records",
-                                                  "best_model.safetensors"}
+                                                  "best_model.safetensors"} | ({"best_genome.npy"} if r.space != "params"
+                                                                              else set())
     recs = _lines(folder / "records" / f"{SEARCH_TASK}.jsonl")
     np.testing.assert_array_equal([x["score"] for x in recs], np.load(folder / "test_scores.npy"))
     assert [x["index"] for x in recs] == list(range(360))

@@ -84,6 +84,14 @@ class MergeSpace(ABC):
 
         return dumps(self.decode(np.asarray(x, dtype=self.dtype)), indent=None, sort_keys=True)
 
+    def candidate_key(self, x: np.ndarray) -> str:
+        """What identifies genome ``x``'s model exactly, for the evaluation cache
+        (:mod:`evobench.evalcache`): here the SHA-256 of the genome itself. A space whose genomes
+        map many-to-one onto models (clipped knobs, a discrete layer path) keys on the exact model
+        description instead, so that those genomes share one entry; never on the rounded recipe of
+        :meth:`decode`, which two different models can share."""
+        return "genome:" + hashlib.sha256(np.ascontiguousarray(x, dtype=self.dtype).tobytes()).hexdigest()
+
     def genome_hash(self, x: np.ndarray) -> str:
         return hashlib.sha256(np.ascontiguousarray(x, dtype=self.dtype).tobytes()).hexdigest()[:16]
 

@@ -17,6 +17,9 @@ stem and the head come from A' (model 0 of the collection), and ``initial``'s DF
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 
 from evobench.errors import CandidateError
@@ -52,6 +55,16 @@ class _DFSCodec:
         return layer_path(self.lengths, self.repeats, g[: self.n_slots],
                           2.0 * np.clip(g[self.n_slots:], 0.0, 1.0))
 
+    def exact(self, g: np.ndarray) -> str:
+        """The path and its unrounded scales as JSON (floats as their shortest exact repr); the
+        genome's own hash when it decodes to no valid path."""
+        try:
+            lp = self.path(np.asarray(g, dtype=float))
+        except CandidateError:
+            return "invalid:" + hashlib.sha256(np.ascontiguousarray(g, dtype="<f8").tobytes()).hexdigest()
+        return json.dumps({"path": [list(map(int, p)) for p in lp.path], "scales": [float(s) for s in lp.scales]},
+                          separators=(",", ":"))
+
     def decode(self, g: np.ndarray) -> dict:
         try:
             lp = self.path(g)
@@ -82,6 +95,10 @@ class DFSSpace(MergeSpace):
 
     def decode(self, x: np.ndarray) -> dict:
         return {"kind": "dfs", "models": [n for n, _ in self.pool.sources], **self.codec.decode(x)}
+
+    def candidate_key(self, x: np.ndarray) -> str:
+        """The exact layer path (genomes that decode to one path share one entry)."""
+        return "dfs:" + self.codec.exact(x)
 
     def build(self, x: np.ndarray):
         lp = self.codec.path(np.asarray(x, dtype=float))
@@ -115,6 +132,10 @@ class PSDFSSpace(MergeSpace):
         names = ["ps-merge"] + [n for n, _ in self._others]
         return {"kind": "ps+dfs", "ps": self.ps.decode(x[self.segments["ps"]]),
                 "dfs": {"models": names, **self.codec.decode(x[self.segments["dfs"]])}}
+
+    def candidate_key(self, x: np.ndarray) -> str:
+        x = np.asarray(x, dtype=float)
+        return f"ps+dfs:{self.ps.candidate_key(x[self.segments['ps']])}|{self.codec.exact(x[self.segments['dfs']])}"
 
     def build(self, x: np.ndarray):
         x = np.asarray(x, dtype=float)

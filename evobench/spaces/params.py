@@ -58,6 +58,10 @@ class ParamSpace(MergeSpace):
                 "sha256": hashlib.sha256(x.tobytes()).hexdigest(),
                 "norm": math.sqrt(sq_norm(torch.from_numpy(x)))}
 
+    def candidate_key(self, x: np.ndarray) -> str:
+        """The SHA-256 of the genome's float32 weights (what ``build`` loads)."""
+        return "params:" + hashlib.sha256(np.ascontiguousarray(x, dtype=np.float32).tobytes()).hexdigest()
+
     def state(self, x: np.ndarray) -> dict[str, torch.Tensor]:
         """The genome's tensors: views of ``x`` when it is a writable contiguous float32 vector (an
         asked genome is read-only: then a copy)."""

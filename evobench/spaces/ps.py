@@ -94,6 +94,10 @@ class PSSpace(MergeSpace):
         return {"kind": "ps", "merge_method": self.op_name, "base": "pool base" if self.pool.base is not None
                 else "zeros", "granularity": self.granularity, "groups": groups}
 
+    def candidate_key(self, x: np.ndarray) -> str:
+        """The exact knob values the merge uses (genomes clipped alike share one entry)."""
+        return "ps:" + hashlib.sha256(np.ascontiguousarray(self._values(x), dtype="<f8").tobytes()).hexdigest()
+
     def knob_kwargs(self, x: np.ndarray) -> dict:
         v = self._values(x)
         kw = {}
