@@ -1,4 +1,4 @@
-"""Command line: ``evobench run``, ``evobench compare``, ``evobench report``, ``evobench list``.
+"""Command line: ``evobench run``, ``compare``, ``report``, ``eval``, ``sync``, ``list``.
 
 Bad input (unknown names, invalid values, an unreachable tracking server) gives one line on stderr,
 ``evobench: error: ...``, and exit code 2.
@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///./mlruns.db)")
     ep.add_argument("--experiment", default="evobench", help="MLflow experiment name")
     ep.add_argument("--no-tracking", action="store_true", help="do not log anywhere")
+    sp = sub.add_parser("sync", help="deliver the tracking calls a comparison kept while its MLflow server was down",
+                        description="Deliver, in order and exactly once, the tracking calls that a comparison kept in "
+                        "its results folder (tracking/outbox.jsonl) while its MLflow server could not be reached. "
+                        "Exit 0 when everything is delivered, 1 when the server is still unreachable.")
+    sp.add_argument("folder", metavar="FOLDER", help="the comparison's results folder")
     lp = sub.add_parser("list", help="list tasks, baselines, merge ops, presets",
                         description="List registered tasks, baselines, merge ops and presets.")
     lp.add_argument("what", nargs="?", default="all", choices=["all", "tasks", "baselines", "merge-ops", "presets", "trackers"])
@@ -137,9 +142,15 @@ def _list(what: str) -> None:
 def _tracker(args: argparse.Namespace, tracking_uri: str | None, experiment: str):
     """``(name, tracker)`` from ``--tracker``/``--no-tracking`` (default: mlflow), built from the registry."""
     from evobench.registry import TRACKERS
+    from evobench.tracking import MLflowTracker
 
     name = "none" if args.no_tracking else (args.tracker or "mlflow")
-    return name, TRACKERS.get(name)(tracking_uri=tracking_uri, experiment=experiment)
+    tracker = TRACKERS.get(name)(tracking_uri=tracking_uri, experiment=experiment)
+    if type(tracker) is MLflowTracker and tracker.tracking_uri.lower().startswith(("http:", "https:")):
+        from evobench.tracking_outbox import OutboxTracker
+
+        tracker = OutboxTracker(tracker)  # a server that goes away mid-run does not stop the run
+    return name, tracker
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -252,6 +263,27 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sync(args: argparse.Namespace) -> int:
+    from evobench.tracking import TrackingError
+    from evobench.tracking_outbox import OutboxTracker
+
+    try:
+        outbox = OutboxTracker.load(args.folder)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    except TrackingError as e:  # the server is still down
+        print(f"evobench: {e}; nothing delivered, run sync again later", file=sys.stderr)
+        return 1
+    total = len(outbox.queue)
+    sent = outbox.flush()
+    print(f"delivered {sent} of {total} tracking calls to {outbox.tracking_uri} (experiment {outbox.experiment!r})")
+    if outbox.queue:
+        print(f"evobench: {len(outbox.queue)} calls remain: the server is still unreachable; run sync again later",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from evobench.errors import StartError
     from evobench.registry import RegistryError
@@ -270,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
             return _report(args)
         if args.command == "eval":
             return _eval(args)
+        if args.command == "sync":
+            return _sync(args)
         return _run(args)
     except (ConfigError, RegistryError, SpaceError, StartError) as e:
         print(f"evobench: error: {e}", file=sys.stderr)

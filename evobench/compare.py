@@ -243,6 +243,7 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
     try:
         if resume is None and rundir is not None:
             rundir.write_config({"config": cfg.model_dump(mode="json"), "environment": comp.environment})
+        tracker.set_folder(None if rundir is None else rundir.path)
         ids = _tracking_ids(rundir) if resume is not None else None
         if ids is not None:
             previous = ids.get("elapsed_s") or 0.0
@@ -351,6 +352,7 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
         bar.close()
         if status != "FINISHED" and rundir is not None:
             comp.out_dir = rundir.abandon()
+            tracker.set_folder(comp.out_dir)
         tracker.end_comparison(status)
     return comp
 
@@ -573,6 +575,7 @@ def _write(comp: Comparison, tracker: Tracker, rundir: RunDir) -> Path:
     write_json(rundir.path / "results.json", results_json(comp))  # last: its presence marks completion
     (rundir.path / RESUME_FILE).unlink(missing_ok=True)  # complete: nothing to resume
     final = rundir.finish()
+    tracker.set_folder(final)
     for f in ("curves.png", "results.json", "table.txt"):
         tracker.log_artifact(str(final / f))
     for rel in grids:

@@ -145,6 +145,10 @@ class Tracker:
         results folder), so that a resumed comparison can continue them; None when nothing does."""
         return None
 
+    def set_folder(self, folder: str | os.PathLike | None) -> None:
+        """The results folder of the open comparison (where a tracker may keep what it could not
+        deliver yet); called again when the folder gets its final name."""
+
     def resume_comparison(self, ids: Mapping[str, Any]) -> bool:
         """Reopen the comparison recorded by :meth:`ids` (its nested run that was in progress is ended
         ``KILLED``: the resumed run is logged as a new nested run). False when this tracker cannot
