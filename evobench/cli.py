@@ -43,6 +43,12 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="evaluation cache (a file or folder; 'off' = none); default: $EVOBENCH_EVAL_CACHE, else "
                         "$EVOBENCH_CACHE/evals.sqlite (~/.cache/evobench). A cached candidate costs no forward "
                         "pass but still counts against the budget")
+    p.add_argument("--executor", choices=["serial", "ray"], default="serial",
+                   help="where runs run: one after another here (default), or as Ray tasks on --workers workers "
+                        "(extra evobench[ray]; results are the same)")
+    p.add_argument("--workers", type=int, default=2, help="Ray workers (default 2; one run each at a time)")
+    p.add_argument("--address", help="Ray cluster to join (e.g. 'auto' after `ray start --head`); default: a "
+                                     "local Ray started for this comparison")
     p.add_argument("--resume", metavar="FOLDER",
                    help="continue an interrupted comparison: its .partial-XXXX or .incomplete results folder "
                         "(finished runs are kept; the run in progress continues from its journal); other "
@@ -178,8 +184,21 @@ def _run(args: argparse.Namespace) -> int:
         cache = open_cache(args.cache)
     except OSError as e:
         raise ConfigError(f"--cache: {e}") from None
+    executor = None
+    if args.executor == "ray":
+        from evobench.executors import RayExecutor
+
+        try:
+            executor = RayExecutor(args.workers, args.address, num_gpus=_gpus_per_worker(cfg.device), cache=None if cache is None
+                                   else {"path": str(cache.path), "max_bytes": cache.max_bytes,
+                                         "min_seconds": cache.min_seconds})
+        except (ImportError, ValueError) as e:
+            raise ConfigError(str(e)) from None
+    elif args.workers != 2 or args.address:
+        raise ConfigError("--workers and --address go with --executor ray")
     try:
-        comp = run_comparison(cfg, tracker=tracker, progress=not args.no_progress, resume=args.resume, cache=cache)
+        comp = run_comparison(cfg, tracker=tracker, progress=not args.no_progress, resume=args.resume, cache=cache,
+                              executor=executor)
     except ConfigError:
         raise  # refused before anything ran: nothing was kept
     except BaseException:
@@ -200,6 +219,15 @@ def _run(args: argparse.Namespace) -> int:
     if where:
         print(f"{tracker_name}: {where} (experiment {cfg.experiment!r})")
     return 0
+
+
+def _gpus_per_worker(device: str) -> float:
+    """One GPU per Ray worker when the comparison runs on CUDA (``auto`` with a GPU present), else none."""
+    if device == "cpu":
+        return 0.0
+    import torch
+
+    return 1.0 if torch.cuda.is_available() else 0.0
 
 
 def _partial_note(cfg, resumed: str | None = None) -> None:

@@ -195,7 +195,7 @@ def config_difference(saved: RunConfig, given: RunConfig) -> str | None:
 
 def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: bool = True,
                    write: bool = True, resume: str | Path | None = None,
-                   cache: EvalCache | None = None) -> Comparison:
+                   cache: EvalCache | None = None, executor=None) -> Comparison:
     """Plan, then run every (task, baseline, seed); each finished run is saved at once (see
     :mod:`evobench.rundir`). Raises before anything runs when the plan or the output folder is bad.
 
@@ -204,7 +204,8 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
     otherwise); its finished runs are kept, not run again, and the run in progress continues from
     its journal (:mod:`evobench.journal`), so the results equal an uninterrupted comparison's
     (wall times aside). ``cache``: the evaluation cache shared by every run (:mod:`evobench.evalcache`;
-    None: every candidate is scored)."""
+    None: every candidate is scored). ``executor``: where the runs run (:mod:`evobench.executors`;
+    None: one after another in this process)."""
     from evobench.provenance import git_sha, package_versions, problem_provenance
     from evobench.spaces import make_space
 
@@ -270,73 +271,77 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                                                   "rows": source_images(pair.problem)}
             if task_answers(pair.problem.task) is not None:
                 comp.answers[pair.problem.name] = source_answers(pair.problem)
-        for pair in pairs:
-            prov = provenance[pair.problem.name]
+        jobs = [(pair, seed) for pair in pairs for seed in cfg.seeds]
+        slots: dict[int, RunResult] = {}  # by job index: comp.results keeps the plan's order
+        todo = []
+        for j, (pair, seed) in enumerate(jobs):
+            key = (pair.problem.name, pair.spec.display, seed)
+            if key in done:  # finished before the interruption: kept as saved (and as logged)
+                res = slots[j] = done.pop(key)
+                if seed == cfg.seeds[0]:
+                    _show_saved(comp, rundir, res, pair,
+                                make_space(pair.space, pair.problem, seed, **cfg.spaces.get(pair.space, {})))
+                bar.update(cfg.budget)
+            else:
+                todo.append(j)
+
+        def shows(pair: Pair, seed: int) -> tuple[bool, bool]:
+            first = seed == cfg.seeds[0]
+            return first and pair.problem.name in comp.images, first and pair.problem.name in comp.answers
+
+        def start(pair: Pair, seed: int) -> None:
             cls = BASELINES.get(pair.spec.name)
-            bcfg = baseline_config(cls, pair.spec.config, pair.problem)
-            for seed in cfg.seeds:
+            space = make_space(pair.space, pair.problem, seed, **cfg.spaces.get(pair.space, {}))
+            tracker.start_run(f"{pair.spec.display}/{pair.problem.name}/seed{seed}", params={
+                "baseline": pair.spec.name, "baseline_config": _config_dump(cls, pair),
+                "task": pair.problem.name, "space": space.describe(), "budget": cfg.budget, "seed": seed},
+                tags={"git_sha": sha, "seed": str(seed), **provenance[pair.problem.name]})
+            note_tracking()
+
+        def finish(j: int, res: RunResult, shown: dict[str, Any]) -> None:
+            pair, seed = jobs[j]
+            if "images" in shown:
+                comp.images[pair.problem.name]["rows"].append((pair.spec.display, shown["images"]))
+            if "answers" in shown:
+                add_answers(comp.answers[pair.problem.name], pair.spec.display, shown["answers"])
+            if rundir is not None:
+                _save_run(rundir, res, provenance[pair.problem.name], pair)
+                rundir.drop_journal(pair.spec.display, pair.problem.name, seed)
+            _log_run(tracker, res)
+            res.drop_results()  # saved; memory must not grow with the number of runs
+            slots[j] = res
+
+        where = None if rundir is None else rundir.path
+        if executor is None:
+            for j in todo:
+                pair, seed = jobs[j]
                 bar.set_description(f"{pair.problem.name} · {pair.spec.display} · seed {seed}")
-                space = make_space(pair.space, pair.problem, seed, **cfg.spaces.get(pair.space, {}))
-                key = (pair.problem.name, pair.spec.display, seed)
-                if key in done:  # finished before the interruption: kept as saved (and as logged)
-                    res = done.pop(key)
-                    if seed == cfg.seeds[0]:
-                        _show_saved(comp, rundir, res, pair, space)
-                    comp.results.append(res)
-                    bar.update(cfg.budget)
-                    continue
-                run_name = f"{pair.spec.display}/{pair.problem.name}/seed{seed}"
-                config_dump = cls.Config.model_validate(bcfg).model_dump()
-                tracker.start_run(run_name, params={
-                    "baseline": pair.spec.name, "baseline_config": config_dump,
-                    "task": pair.problem.name, "space": space.describe(), "budget": cfg.budget, "seed": seed},
-                    tags={"git_sha": sha, "seed": str(seed), **prov})
-                note_tracking()
-                journal = None
-                if rundir is not None:
-                    journal = RunJournal(rundir.journal_folder(pair.spec.display, pair.problem.name, seed), {
-                        "task": pair.problem.name, "baseline": pair.spec.name, "label": pair.spec.display,
-                        "config": config_dump, "space": pair.space, "space_options": cfg.spaces.get(pair.space, {}),
-                        "seed": seed, "budget": cfg.budget})
-                session = None
-                if cache is not None:
-                    session = cache.session(cache_scope(pair.problem, "search", pair.space, cfg.spaces.get(pair.space),
-                                                        pair.task_options, cfg.device, prov))
+                start(pair, seed)
                 run_status = "FAILED"
-                save_state = rundir is not None and cfg.save_best_model
-                # the first seed's recommended model (any space, layer paths too) in the image grid
-                # and the answer table: shown as the runner built it for scoring
-                shown: dict[str, Any] = {}
-                show = None
-                if seed == cfg.seeds[0] and (pair.problem.name in comp.images or pair.problem.name in comp.answers):
-                    def show(model, problem=pair.problem, shown=shown):
-                        if problem.name in comp.images:
-                            shown["images"] = model_images(problem, model)
-                        if problem.name in comp.answers:
-                            shown["answers"] = model_answers(problem, model)
                 try:
-                    res = run_one(pair.problem, cls(bcfg), space, cfg.budget, seed, label=pair.spec.display,
-                                  on_step=bar.update, keep_state=save_state,
-                                  report={r.name: r.task for r in pair.reports},
-                                  keep_search_scores=rundir is not None and cfg.save_search_scores, on_model=show,
-                                  work_root=None if rundir is None else rundir.path, journal=journal,
-                                  cache=session)
-                    if "images" in shown:
-                        comp.images[pair.problem.name]["rows"].append((pair.spec.display, shown["images"]))
-                    if "answers" in shown:
-                        add_answers(comp.answers[pair.problem.name], pair.spec.display, shown["answers"])
-                    if rundir is not None:
-                        _save_run(rundir, res, prov, pair)
-                        rundir.drop_journal(pair.spec.display, pair.problem.name, seed)
-                    _log_run(tracker, res)
+                    res, shown = execute_job(cfg, pair, seed, where, cache, provenance[pair.problem.name],
+                                             shows(pair, seed), on_step=bar.update)
+                    finish(j, res, shown)
                     run_status = "FINISHED"
                 except KeyboardInterrupt:
                     run_status = "KILLED"
                     raise
                 finally:
                     tracker.end_run(run_status)
-                res.drop_results()  # saved; memory must not grow with the number of runs
-                comp.results.append(res)
+        else:
+            bar.set_description(f"{len(todo)} runs on {executor.describe()}")
+            for j, res, shown in executor.run(cfg, [(j, pairs.index(jobs[j][0]), jobs[j][1], shows(*jobs[j]))
+                                                    for j in todo], where, provenance):
+                pair, seed = jobs[j]
+                start(pair, seed)  # logged when the run comes back
+                run_status = "FAILED"
+                try:
+                    finish(j, res, shown)
+                    run_status = "FINISHED"
+                finally:
+                    tracker.end_run(run_status)
+                bar.update(cfg.budget)
+        comp.results = [slots[j] for j in sorted(slots)]
         if done:  # runs saved in the folder that this configuration does not have: not ours
             raise ConfigError(f"resume: the folder holds runs the configuration does not plan: {sorted(done)[:3]}")
         tasks = dict.fromkeys(r.task for r in comp.results)
@@ -355,6 +360,50 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
             tracker.set_folder(comp.out_dir)
         tracker.end_comparison(status)
     return comp
+
+
+def _config_dump(cls, pair: Pair) -> dict[str, Any]:
+    return cls.Config.model_validate(baseline_config(cls, pair.spec.config, pair.problem)).model_dump()
+
+
+def execute_job(cfg: RunConfig, pair: Pair, seed: int, folder: Path | None, cache: EvalCache | None,
+                provenance: dict[str, str], show: tuple[bool, bool] = (False, False),
+                on_step=None, saving: bool | None = None) -> tuple[RunResult, dict[str, Any]]:
+    """Run one (pair, seed) of a comparison where this is called (the driver, or a worker of an
+    executor): its journal and work folder in the results folder ``folder`` (None: neither), the
+    evaluation cache, and the first seed's shown images/answers (``show`` = (images, answers)).
+    ``saving``: the run will be saved (keep its weights and, if configured, its search scores;
+    default: when there is a folder). Returns the run and what it showed."""
+    saving = folder is not None if saving is None else saving
+    from evobench.spaces import make_space
+
+    cls = BASELINES.get(pair.spec.name)
+    config = _config_dump(cls, pair)
+    space = make_space(pair.space, pair.problem, seed, **cfg.spaces.get(pair.space, {}))
+    journal = None
+    if folder is not None:
+        journal = RunJournal(RunDir.journal_path(folder, pair.spec.display, pair.problem.name, seed), {
+            "task": pair.problem.name, "baseline": pair.spec.name, "label": pair.spec.display,
+            "config": config, "space": pair.space, "space_options": cfg.spaces.get(pair.space, {}),
+            "seed": seed, "budget": cfg.budget})
+    session = None
+    if cache is not None:
+        session = cache.session(cache_scope(pair.problem, "search", pair.space, cfg.spaces.get(pair.space),
+                                            pair.task_options, cfg.device, provenance))
+    shown: dict[str, Any] = {}
+
+    def on_model(model) -> None:  # the recommended model, as the runner built it for scoring
+        if show[0]:
+            shown["images"] = model_images(pair.problem, model)
+        if show[1]:
+            shown["answers"] = model_answers(pair.problem, model)
+
+    res = run_one(pair.problem, cls(config), space, cfg.budget, seed, label=pair.spec.display, on_step=on_step,
+                  keep_state=saving and cfg.save_best_model,
+                  report={r.name: r.task for r in pair.reports},
+                  keep_search_scores=saving and cfg.save_search_scores,
+                  on_model=on_model if any(show) else None, work_root=folder, journal=journal, cache=session)
+    return res, shown
 
 
 def _finished_runs(rundir: RunDir) -> dict[tuple[str, str, int], RunResult]:

@@ -26,8 +26,9 @@ not stored (a failure may be transient: out of memory, an outage).
 whose first :data:`PROBE` scorings each took less than ``min_seconds`` (default 20 ms) stops using
 the cache, so that evolving a 19,210-parameter MLP (1 ms an evaluation) does not fill the disk with
 results cheaper to recompute. The file is capped (``max_bytes``, default 2 GiB): past the cap the
-oldest entries go. Writes are committed every :data:`COMMIT_SECONDS` (and when a run ends), in
-WAL mode, so parallel processes share one file; a killed process loses only uncommitted entries.
+oldest entries go. Writes are buffered in memory and committed in one short transaction every :data:`COMMIT_SECONDS`
+(and when a run ends), in WAL mode, so parallel processes share one file without waiting on each
+other; a killed process loses only its uncommitted entries.
 Only numbers, JSON and raw float64/bit arrays are stored: nothing in the file can run code.
 """
 
@@ -122,11 +123,16 @@ class EvalCache:
                              "mode INTEGER NOT NULL, scores BLOB NOT NULL, descriptors BLOB, size INTEGER NOT NULL)")
         except sqlite3.Error as e:
             raise OSError(f"evaluation cache {self.path}: {e}") from None
-        self._pending = 0
+        self._buffer: dict[bytes, tuple] = {}  # put since the last commit
         self._since = time.monotonic()
 
     def get(self, key: bytes) -> TaskResult | None:
-        row = self._db.execute("SELECT value, mode, scores, descriptors FROM results WHERE key = ?", (key,)).fetchone()
+        row = self._buffer.get(key)
+        if row is None:
+            row = self._db.execute("SELECT value, mode, scores, descriptors FROM results WHERE key = ?",
+                                   (key,)).fetchone()
+        else:
+            row = row[1:5]
         if row is None:
             return None
         value, mode, blob, desc = row
@@ -144,20 +150,20 @@ class EvalCache:
         value = json.dumps({"primary": float(r.primary), "metrics": {k: float(v) for k, v in r.metrics.items()},
                             "n": int(np.asarray(r.scores).size)}, allow_nan=False)
         size = len(key) + len(value) + len(blob) + len(desc or b"") + 64
-        if not self._db.in_transaction:  # writes are batched; reads outside a batch see other processes' commits
-            self._db.execute("BEGIN")
-        self._db.execute("INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?, ?, ?)", (key, value, mode, blob, desc, size))
-        self._pending += 1
+        self._buffer[key] = (key, value, mode, blob, desc, size)
         if time.monotonic() - self._since >= COMMIT_SECONDS:
             self.commit()
 
     def commit(self) -> None:
-        """Write what was put (other processes see it from now on) and keep the file under its cap."""
-        if self._db.in_transaction:
+        """Write what was put in one short transaction (other processes see it from now on; writers
+        never hold the file's lock between commits) and keep the file under its cap."""
+        if self._buffer:
+            rows = list(self._buffer.values())
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?, ?, ?)", rows)
             self._db.execute("COMMIT")
-        if self._pending:
+            self._buffer.clear()
             self._evict()
-        self._pending = 0
         self._since = time.monotonic()
 
     def _evict(self) -> None:
@@ -172,7 +178,7 @@ class EvalCache:
                 break
             cut.append((rowid,))
             gone += size
-        self._db.execute("BEGIN")
+        self._db.execute("BEGIN IMMEDIATE")
         self._db.executemany("DELETE FROM results WHERE rowid = ?", cut)
         self._db.execute("COMMIT")
 

@@ -120,7 +120,11 @@ class RunDir:
 
     def journal_folder(self, label: str, task: str, seed: int) -> Path:
         """Where the journal of run (label, task, seed) lives while it runs."""
-        return self.path / JOURNAL / _UNSAFE.sub("_", f"{label}-{task}-seed{seed}")[:150]
+        return self.journal_path(self.path, label, task, seed)
+
+    @staticmethod
+    def journal_path(folder: Path, label: str, task: str, seed: int) -> Path:
+        return Path(folder) / JOURNAL / _UNSAFE.sub("_", f"{label}-{task}-seed{seed}")[:150]
 
     def drop_journal(self, label: str, task: str, seed: int) -> None:
         """Delete a saved run's journal (the run folder now holds everything it said)."""
