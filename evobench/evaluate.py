@@ -27,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from evobench.config import ConfigError
 from evobench.errors import missing_package
 from evobench.jsonio import nan_to_none, write_json, write_text
@@ -86,6 +88,7 @@ def load_model_for(task_name: str, model: str, device: str = "auto", batch_size:
     if path.suffix == ".safetensors":
         if not path.is_file():
             raise ConfigError(f"model {model!r}: no such file")
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
@@ -94,10 +97,18 @@ def load_model_for(task_name: str, model: str, device: str = "auto", batch_size:
             raise ConfigError(f"task {task_name!r} {missing_package(e)}") from None
         except (TypeError, ValueError) as e:
             raise ConfigError(f"task {task_name!r}: {' '.join(str(e).split())}") from None
-        state = load_file(str(path))
         try:
-            problem.pool.family.check_state(state, f"model {model!r}")
+            state = load_file(str(path))
+        except (SafetensorError, OSError) as e:
+            raise ConfigError(f"model {model!r} is not a readable safetensors file ({' '.join(str(e).split())}; "
+                              "truncated or not safetensors?)") from None
+        pool = problem.pool
+        like = pool.sources[0][1] if pool.sources else pool.sampler(np.random.default_rng(0)) if pool.sampler else None
+        try:
+            pool.family.check_state(state, f"model {model!r}", like=like, strict=True)
         except ValueError as e:
+            if "NaN" in str(e):
+                raise ConfigError(str(e)) from None
             raise ConfigError(f"{e} (it is not a {problem.pool.family.name!r} model of task {task_name!r})") from None
         return problem, problem.pool.family.build(state)
     if not factory_accepts(factory, "models"):

@@ -123,6 +123,8 @@ def encode(ev: Evaluation, forward_examples: int, elapsed: float, checksum: int)
 
 def decode(payload: bytes) -> Batch:
     """A chunk's payload back to the batch (ValueError when it is malformed)."""
+    if len(payload) < _HEAD.size:
+        raise ValueError(f"journal chunk of {len(payload)} bytes is shorter than its header")
     k, m, d, mode, n_fwd, elapsed, checksum = _HEAD.unpack_from(payload, 0)
     pos = _HEAD.size
 

@@ -213,6 +213,9 @@ def load_comparison(paths) -> Any:
     for p in paths:
         data, runs, folder = _read_part(Path(p))
         where = str(p)
+        problem = _part_problem(data, runs)
+        if problem:
+            raise ConfigError(f"{where}: not a valid results file ({problem})")
         try:
             cfg = RunConfig.model_validate(data["config"])
         except (ValidationError, KeyError, TypeError) as e:
@@ -245,6 +248,33 @@ def load_comparison(paths) -> Any:
     tasks = dict.fromkeys(r.task for r in comp.results)
     comp.tables = {t: compare_to_best(comp.scores(t)) for t in tasks if comp.scores(t)}
     return comp
+
+
+def _part_problem(data: dict[str, Any], runs: Any) -> str | None:
+    """What makes a results file's top level unusable (None when its parts have the right types)."""
+    def number_or_none(v: Any) -> bool:
+        return v is None or isinstance(v, int | float) and not isinstance(v, bool)
+
+    if not isinstance(data.get("config"), dict):
+        return "'config' is not a mapping"
+    if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
+        return "'runs' is not a list of run records"
+    if not isinstance(data.get("environment") or {}, dict):
+        return "'environment' is not a mapping"
+    if not number_or_none(data.get("wall_time_s")):
+        return "'wall_time_s' is not a number"
+    skipped = data.get("skipped") or []
+    if not isinstance(skipped, list) or not all(
+            isinstance(x, dict) and all(isinstance(x.get(k), str) for k in ("task", "baseline", "reason")) for x in skipped):
+        return "'skipped' is not a list of {task, baseline, reason}"
+    sources = data.get("sources") or {}
+    if not isinstance(sources, dict) or not all(
+            isinstance(rows, list) and all(isinstance(r, dict) and isinstance(r.get("source"), str)
+                                           and all(number_or_none(v) for k, v in r.items() if k.endswith("_score"))
+                                           and isinstance(r.get("report") or {}, dict)
+                                           for r in rows) for rows in sources.values()):
+        return "'sources' is not a mapping of task to source rows"
+    return None
 
 
 def _source_row(row: dict[str, Any]) -> dict[str, Any]:

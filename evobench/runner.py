@@ -104,6 +104,22 @@ class RunResult:
         missing = sorted({"task", "baseline", "baseline_name", "seed", "space", "budget"} - set(data))
         if unknown or missing:
             raise ValueError(f"run record has unknown keys {unknown} / lacks keys {missing}")
+        for key, value in data.items():
+            want = _SUMMARY_TYPES[key]
+            if value is None and key in _NULLABLE:
+                continue
+            if isinstance(value, bool) and want is not bool or not isinstance(value, want):
+                raise ValueError(f"run record: {key} is {type(value).__name__} {str(value)[:40]!r}, not "
+                                 f"{' or '.join(t.__name__ for t in (want if isinstance(want, tuple) else (want,)))}")
+        for key in ("seed", "budget", "evaluations", "failed", "forward_examples"):
+            if key in data and data[key] < 0:
+                raise ValueError(f"run record: {key} is negative ({data[key]})")
+        if not all(isinstance(m, str) for m in data.get("errors") or []):
+            raise ValueError("run record: errors must be a list of messages")
+        for key in ("test_metrics", "cache"):
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) or v is None or key == "cache"
+                       for v in (data.get(key) or {}).values()):
+                raise ValueError(f"run record: {key} must map names to numbers")
         floats = ("wall_time", "best_search", "recommended_search", "test_score", "start_best")
         kw = {k: (none_to_nan(v) if k in floats else v) for k, v in data.items()}
         kw["test_metrics"] = {k: none_to_nan(v) for k, v in (data.get("test_metrics") or {}).items()}
@@ -114,6 +130,15 @@ class RunResult:
         if test_scores is not None:
             r.test_scores = np.asarray(test_scores, dtype=float)
         return r
+
+
+_NUMBER = (int, float)
+_SUMMARY_TYPES: dict[str, Any] = {
+    "task": str, "baseline": str, "baseline_name": str, "seed": int, "space": str, "budget": int,
+    "evaluations": int, "failed": int, "forward_examples": int, "wall_time": _NUMBER, "best_search": _NUMBER,
+    "recommended_search": _NUMBER, "test_score": _NUMBER, "start_best": _NUMBER, "test_metrics": dict,
+    "recipe": dict, "errors": list, "record": str, "report": dict, "cache": dict}
+_NULLABLE = {"wall_time", "best_search", "recommended_search", "test_score", "start_best"}
 
 
 def report_entry(result: TaskResult, wall_time: float) -> dict[str, Any]:

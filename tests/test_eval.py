@@ -131,3 +131,48 @@ def test_eval_shows_each_task_as_it_is_scored(saved_run, tmp_path, capsys):
     assert code == 2 and "not a" in captured.err
     assert captured.out.startswith("digits-specialists") and f"accuracy {100 * run.test_score:.2f}" in captured.out
     assert "results:" not in captured.out and not any(tmp_path.glob("eval-*"))
+
+
+def _broken_models(folder, good):
+    import torch
+    from safetensors.torch import save_file
+
+    nan = dict(good)
+    nan["fc1.weight"] = good["fc1.weight"].clone()
+    nan["fc1.weight"][3, 4] = float("inf")
+    shape = {**good, "fc2.weight": torch.zeros(3, 3)}
+    missing = {k: v for k, v in good.items() if k != "fc2.bias"}
+    extra = {**good, "head.extra": torch.zeros(2)}
+    half = {k: v.half() for k, v in good.items()}
+    for name, st in (("nan", nan), ("shape", shape), ("missing", missing), ("extra", extra), ("half", half)):
+        save_file(st, str(folder / f"{name}.safetensors"))
+    save_file(good, str(folder / "good.safetensors"))
+    data = (folder / "good.safetensors").read_bytes()
+    (folder / "truncated.safetensors").write_bytes(data[: len(data) - 100])
+    (folder / "header.safetensors").write_bytes(data[:20])
+    (folder / "text.safetensors").write_text("not weights")
+
+
+@pytest.mark.parametrize("name,message", [
+    ("nan", "tensor 'fc1.weight' has 1 NaN or infinite value"),
+    ("shape", "tensor 'fc2.weight' has shape (3, 3), expected (256, 10)"),
+    ("missing", "missing tensor 'fc2.bias'"),
+    ("extra", "tensor 'head.extra' is not one of model family 'mlp-64-256-10''s"),
+    ("half", "tensor 'fc1.weight' is torch.float16, expected torch.float32"),
+    ("truncated", "is not a readable safetensors file"),
+    ("header", "is not a readable safetensors file"),
+    ("text", "is not a readable safetensors file"),
+])
+def test_broken_weight_files_are_one_line_errors_naming_file_and_tensor(tmp_path, capsys, name, message):
+    from evobench.cli import main
+    from evobench.registry import TASKS
+
+    problem = TASKS.get("digits-specialists")()
+    _broken_models(tmp_path, dict(problem.pool.sources[0][1]))
+    code = main(["eval", str(tmp_path / f"{name}.safetensors"), "--tasks", "digits-specialists", "--no-tracking",
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and f"{name}.safetensors" in err and err.count("\n") == 1
+    assert not list(tmp_path.glob("out/*/results.json"))  # nothing half-written
+    assert main(["eval", str(tmp_path / "good.safetensors"), "--tasks", "digits-specialists", "--no-tracking",
+                 "--out", str(tmp_path / "out")]) == 0

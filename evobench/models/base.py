@@ -74,12 +74,30 @@ class ModelFamily(ABC):
             raise ValueError(f"{a} ({self.name}) and {b} ({other.name}) differ in tensor {diff!r} "
                              f"({self.shapes.get(diff)} vs {other.shapes.get(diff)})")
 
-    def check_state(self, state: State, what: str = "state") -> None:
+    def check_state(self, state: State, what: str = "state", like: State | None = None, strict: bool = False) -> None:
+        """ValueError (one line naming ``what`` and the tensor) unless ``state`` has this family's
+        tensors with their shapes. ``strict`` (a file a user gives): also no other tensors, finite
+        values, and, when ``like`` is given, each tensor in the dtype of ``like``'s."""
+        import torch
+
         for k, shape in self.shapes.items():
             if k not in state:
                 raise ValueError(f"{what}: missing tensor {k!r} for model family {self.name!r}")
             if tuple(state[k].shape) != tuple(shape):
                 raise ValueError(f"{what}: tensor {k!r} has shape {tuple(state[k].shape)}, expected {shape}")
+        if not strict:
+            return
+        extra = sorted(set(state) - set(self.shapes))
+        if extra:
+            raise ValueError(f"{what}: tensor {extra[0]!r} is not one of model family {self.name!r}'s"
+                             + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+        for k in self.shapes:
+            t = state[k]
+            if like is not None and k in like and t.dtype != like[k].dtype:
+                raise ValueError(f"{what}: tensor {k!r} is {t.dtype}, expected {like[k].dtype}")
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                bad = int((~torch.isfinite(t)).sum())
+                raise ValueError(f"{what}: tensor {k!r} has {bad} NaN or infinite value{'s' if bad > 1 else ''}")
 
 
 class BlockStack(ABC):
