@@ -39,7 +39,7 @@ def _run(problem, journal=None):
 
 
 def test_run_without_journal(benchmark, scratch):
-    benchmark.pedantic(lambda: _run(scratch), rounds=3)
+    benchmark.pedantic(lambda: _run(scratch), rounds=5)
 
 
 def test_run_with_journal(benchmark, scratch, tmp_path):
@@ -47,7 +47,7 @@ def test_run_with_journal(benchmark, scratch, tmp_path):
         shutil.rmtree(tmp_path / "j", ignore_errors=True)
         return _run(scratch, RunJournal(tmp_path / "j", {"bench": 1}))
 
-    r = benchmark.pedantic(go, rounds=3)
+    r = benchmark.pedantic(go, rounds=5)
     assert r.evaluations == STEPS
 
 
