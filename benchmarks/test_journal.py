@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-import torch
 
 from evobench.journal import RunJournal
 from evobench.registry import BASELINES, TASKS
@@ -18,14 +17,7 @@ from evobench.runner import run_one
 from evobench.spaces import make_space
 
 STEPS = 2000
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # benchmarks/conftest.py
 
 
 @pytest.fixture(scope="module")

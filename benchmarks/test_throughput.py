@@ -9,24 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from evobench.registry import BASELINES, TASKS
 from evobench.runner import run_one
 from evobench.spaces import make_space
 
 STEPS = 2000
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Both sides on one torch thread, as presets run their parts (``--threads 1``): the harness's
-    own work is single-threaded, so a multi-threaded forward pass would mix thread scaling into the
-    overhead."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # benchmarks/conftest.py
 
 
 @pytest.fixture(scope="module")

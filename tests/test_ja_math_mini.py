@@ -224,33 +224,16 @@ def test_comparison_runs(tmp_path):
                                          ("cmaes-dfs", {"popsize": 4})])
 def test_a_killed_run_resumes_to_the_same_result(problem, tmp_path, name, config):
     """Interrupted twice and resumed from its journal: the same run as an uninterrupted one."""
-    from evobench.journal import RunJournal
     from evobench.registry import BASELINES
     from evobench.runner import run_one
     from evobench.spaces import make_space
+    from tests.test_resume import interrupted
 
     cls = BASELINES.get(name)
     kind = problem.pick_space(cls.spaces)
     ref = run_one(problem, cls(**config), make_space(kind, problem, 0), 10, 0)
-
-    class Stop(Exception):
-        pass
-
-    key = {"run": name}
-    for stop in (3, 6):
-        seen = [0]
-
-        def step(k, stop=stop, seen=seen):
-            seen[0] += k
-            if seen[0] >= stop:
-                raise Stop
-
-        with pytest.raises(Stop):
-            run_one(problem, cls(**config), make_space(kind, problem, 0), 10, 0, on_step=step,
-                    journal=RunJournal(tmp_path, key))
     replayed = []
-    got = run_one(problem, cls(**config), make_space(kind, problem, 0), 10, 0, journal=RunJournal(tmp_path, key),
-                  on_step=replayed.append)
+    got = interrupted(problem, name, kind, 10, 0, [3, 6], tmp_path, config, on_step=replayed.append)
     np.testing.assert_array_equal(got.values, ref.values)
     assert (got.recipe, got.test_score, got.forward_examples) == (ref.recipe, ref.test_score, ref.forward_examples)
     assert sum(replayed) == 10

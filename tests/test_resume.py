@@ -109,8 +109,9 @@ class Stop(Exception):
     pass
 
 
-def _interrupted(problem, name, kind, budget, seed, stops, folder):
-    """Run ``name`` with a journal, interrupted after each of ``stops`` evaluations, resumed each time."""
+def interrupted(problem, name, kind, budget, seed, stops, folder, config=None, on_step=None):
+    """Run baseline ``name`` (with ``config``) with a journal in ``folder``, interrupted after each of
+    ``stops`` evaluations and resumed each time; returns the final, resumed run."""
     cls = BASELINES.get(name)
     for stop in stops:
         done = [0]
@@ -121,9 +122,10 @@ def _interrupted(problem, name, kind, budget, seed, stops, folder):
                 raise Stop
 
         with pytest.raises(Stop):
-            run_one(problem, cls(), make_space(kind, problem, seed), budget, seed, on_step=step,
+            run_one(problem, cls(**(config or {})), make_space(kind, problem, seed), budget, seed, on_step=step,
                     journal=RunJournal(folder, KEY))
-    return run_one(problem, cls(), make_space(kind, problem, seed), budget, seed, journal=RunJournal(folder, KEY))
+    return run_one(problem, cls(**(config or {})), make_space(kind, problem, seed), budget, seed,
+                   journal=RunJournal(folder, KEY), on_step=on_step)
 
 
 def _same(a, b):
@@ -146,7 +148,7 @@ def test_a_resumed_run_equals_the_uninterrupted_one(tmp_path, name, task):
     kind = problem.pick_space(cls.spaces)
     budget = 130
     ref = run_one(problem, cls(), make_space(kind, problem, 3), budget, 3)
-    got = _interrupted(problem, name, kind, budget, 3, [1, 37, 38, 129], tmp_path)
+    got = interrupted(problem, name, kind, budget, 3, [1, 37, 38, 129], tmp_path)
     _same(ref, got)
     assert got.wall_time > 0
 
