@@ -117,7 +117,7 @@ def test_peak_memory_of_a_three_model_merge_is_a_few_tensors_not_the_models(tmp_
     g = torch.Generator().manual_seed(0)
     n_tensors, tensor_mib = 12, 8
     names = [f"layer{i}.weight" for i in range(n_tensors)]
-    for j, name in enumerate(["base", "a", "b", "c"]):
+    for name in ("base", "a", "b", "c"):
         save_file({n: torch.randn(tensor_mib * MIB // 4, generator=g) for n in names}, str(tmp_path / f"{name}.safetensors"))
     code = textwrap.dedent(f"""
         import json, resource, sys
