@@ -119,16 +119,16 @@ def test_peak_memory_of_a_three_model_merge_is_a_few_tensors_not_the_models(tmp_
     names = [f"layer{i}.weight" for i in range(n_tensors)]
     for name in ("base", "a", "b", "c"):
         save_file({n: torch.randn(tensor_mib * MIB // 4, generator=g) for n in names}, str(tmp_path / f"{name}.safetensors"))
-    code = textwrap.dedent(f"""
+    code = textwrap.dedent("""
         import json, resource, sys
         import torch
         from evobench.merge.stream import merge_files
         def peak(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         before = peak()
         d = sys.argv[1]
-        merge_files("task_arithmetic", [f"{{d}}/a.safetensors", f"{{d}}/b.safetensors", f"{{d}}/c.safetensors"],
-                    f"{{d}}/out.safetensors", base=f"{{d}}/base.safetensors", weights=[0.5, 0.3, 0.2])
-        print(json.dumps({{"before": before, "after": peak()}}))
+        merge_files("task_arithmetic", [f"{d}/a.safetensors", f"{d}/b.safetensors", f"{d}/c.safetensors"],
+                    f"{d}/out.safetensors", base=f"{d}/base.safetensors", weights=[0.5, 0.3, 0.2])
+        print(json.dumps({"before": before, "after": peak()}))
     """)
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
     r = json.loads(out.stdout.strip().splitlines()[-1])
