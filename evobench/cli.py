@@ -1,4 +1,4 @@
-"""Command line: ``evobench run``, ``compare``, ``report``, ``eval``, ``sync``, ``list``.
+"""Command line: ``evobench run``, ``compare``, ``report``, ``eval``, ``check``, ``results diff``, ``sync``, ``list``.
 
 Bad input (unknown names, invalid values, an unreachable tracking server) gives one line on stderr,
 ``evobench: error: ...``, and exit code 2.
@@ -93,6 +93,41 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///./mlruns.db)")
     ep.add_argument("--experiment", default="evobench", help="MLflow experiment name")
     ep.add_argument("--no-tracking", action="store_true", help="do not log anywhere")
+    ck = sub.add_parser("check", help="fail CI when a merged checkpoint regresses against a reference",
+                        description="Score CANDIDATE on exactly the examples of REFERENCE (stored `evobench eval` "
+                        "results, or a checkpoint scored first) and compare per task: exact McNemar for per-example "
+                        "correctness, a seeded paired bootstrap for graded scores, against a non-inferiority margin. "
+                        "Exit 0: no significant regression; 1: a regression; 2: could not run (bad input, results "
+                        "that cannot be compared).")
+    ck.add_argument("candidate", metavar="CANDIDATE", help="the checkpoint to check (as `evobench eval` takes it)")
+    ck.add_argument("--reference", required=True, help="stored results (folder or results.json) or a checkpoint")
+    ck.add_argument("--tasks", help="comma-separated tasks (default: every task of the stored reference)")
+    ck.add_argument("--limit", type=int, help="score only the first N examples (a checkpoint reference)")
+    ck.add_argument("--alpha", type=float, default=0.05, help="significance level, one-sided (default 0.05)")
+    ck.add_argument("--margin", type=float, default=1.0, help="tolerated loss in points (default 1.0)")
+    ck.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    ck.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    ck.add_argument("--out", default="evobench-results", help="where the scored results go")
+    ck.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    ck.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown (a PR comment)")
+    res = sub.add_parser("results", help="compare stored results: `evobench results diff REFERENCE CANDIDATE`",
+                         description="Work with stored results.")
+    rsub = res.add_subparsers(dest="results_command", metavar="SUBCOMMAND", required=True)
+    dp = rsub.add_parser("diff", help="is CANDIDATE worse than REFERENCE on the same examples?",
+                         description="Compare two `evobench eval` results (folders or results.json) task by task "
+                         "on the same examples: exact McNemar for per-example correctness, a seeded paired "
+                         "bootstrap for graded scores, against a non-inferiority margin. Exit 0: no significant "
+                         "regression; 1: a regression (named, with its effect, 95 % CI and p-value); 2: the "
+                         "results cannot be compared (other examples, task versions, prompts, tokenizers).")
+    dp.add_argument("reference", metavar="REFERENCE")
+    dp.add_argument("candidate", metavar="CANDIDATE")
+    dp.add_argument("--tasks", help="comma-separated tasks (default: every task of the reference)")
+    dp.add_argument("--alpha", type=float, default=0.05, help="significance level, one-sided (default 0.05)")
+    dp.add_argument("--margin", type=float, default=1.0,
+                    help="tolerated loss in points (1.0 = one percentage point; default 1.0)")
+    dp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    dp.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    dp.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown (a PR comment)")
     sp = sub.add_parser("sync", help="deliver the tracking calls a comparison kept while its MLflow server was down",
                         description="Deliver, in order and exactly once, the tracking calls that a comparison kept in "
                         "its results folder (tracking/outbox.jsonl) while its MLflow server could not be reached. "
@@ -291,6 +326,31 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _results(args: argparse.Namespace) -> int:
+    from evobench.gate import check, diff
+
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    if args.command == "check":
+        report = check(args.candidate, args.reference, tasks, limit=args.limit, alpha=args.alpha, margin=args.margin,
+                       seed=args.seed, out=args.out, device=args.device)
+    else:
+        report = diff(args.reference, args.candidate, tasks, alpha=args.alpha, margin=args.margin, seed=args.seed)
+    return _gate_report(args, report)
+
+
+def _gate_report(args: argparse.Namespace, report: dict) -> int:
+    from evobench.gate import markdown
+    from evobench.jsonio import write_json, write_text
+
+    text = markdown(report)
+    print(text, end="")
+    if args.json:
+        write_json(args.json, report)
+    if args.markdown:
+        write_text(args.markdown, text)
+    return 1 if report["regression"] else 0
+
+
 def _sync(args: argparse.Namespace) -> int:
     from evobench.tracking import TrackingError
     from evobench.tracking_outbox import OutboxTracker
@@ -332,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
             return _eval(args)
         if args.command == "sync":
             return _sync(args)
+        if args.command in ("results", "check"):
+            return _results(args)
         return _run(args)
     except (ConfigError, RegistryError, SpaceError, StartError) as e:
         print(f"evobench: error: {e}", file=sys.stderr)

@@ -161,7 +161,8 @@ def run_eval(model: str, tasks: list[str], out: str, split: str = TEST, limit: i
                                                "metrics": dict(r.metrics), "examples": len(recs),
                                                "options": dict(options.get(t) or {}),
                                                "wall_time_s": time.perf_counter() - t0,
-                                               "data_hash": problem.task.data_hash()})
+                                               "data_hash": problem.task.data_hash(),
+                                               "task_version": str(problem.task.version)})
             if on_task is not None:
                 on_task(t, results["tasks"][t])
         write_json(folder / "results.json", results)
