@@ -138,7 +138,27 @@ def _records(folder: Path, task: str) -> list[dict[str, Any]]:
 
 _SAME = ("split", "limit")
 _TASK_SAME = ("data_hash", "task_version", "options")
-_RECORD_SAME = ("example_id", "prompt_hash", "tokenizer")
+
+
+def _fingerprint(record: Any) -> dict[str, Any]:
+    """What must match between two records of one example: its id, the hashes of every prompt the
+    model was given (language-model records nest them), and the token counts of those prompts (the
+    same prompt with other counts means another tokenizer)."""
+    prompts, tokens = [], []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, dict):
+            if "prompt_sha256" in x:
+                prompts.append(x["prompt_sha256"])
+                tokens.append(x.get("n_prompt_tokens", x.get("n_tokens")))
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(record)
+    return {"example_id": record.get("example_id"), "prompt": prompts, "tokenizer": tokens}
 
 
 def diff(reference: str | Path, candidate: str | Path, tasks: list[str] | None = None, alpha: float = 0.05,
@@ -163,11 +183,11 @@ def diff(reference: str | Path, candidate: str | Path, tasks: list[str] | None =
         if len(rr) != len(cr):
             raise GateRefusal(f"task {t!r}: {len(rr)} reference examples vs {len(cr)} candidate examples")
         for i, (a, b) in enumerate(zip(rr, cr, strict=True)):
-            for k in _RECORD_SAME:
-                if a.get(k) != b.get(k):
-                    what = {"example_id": "another example", "prompt_hash": "another prompt",
-                            "tokenizer": "another tokenizer"}[k]
-                    raise GateRefusal(f"task {t!r}, example {i}: {what} ({k} {a.get(k)!r} vs {b.get(k)!r})")
+            fa, fb = _fingerprint(a), _fingerprint(b)
+            for k, what in (("example_id", "another example"), ("prompt", "another prompt"),
+                            ("tokenizer", "another tokenizer (same prompt, other token counts)")):
+                if fa[k] != fb[k]:
+                    raise GateRefusal(f"task {t!r}, example {i}: {what} ({k} {str(fa[k])[:70]} vs {str(fb[k])[:70]})")
         out.append(verdict(t, np.array([r["score"] for r in rr]), np.array([r["score"] for r in cr]),
                            alpha, margin, seed))
     return {"reference": str(reference), "candidate": str(candidate), "alpha": alpha, "margin_points": margin,

@@ -39,3 +39,29 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def digits_evals(tmp_path_factory):
+    """A digits specialist saved three times (``ref``, ``same`` and ``bad``: its weights plus N(0, 0.15²)
+    noise) and `evobench eval` results of ``ref`` (all test examples, and the first 100), of ``same``
+    and of ``bad``: (folder of the checkpoints, {name: results folder})."""
+    import torch
+    from safetensors.torch import save_file
+
+    from evobench.cli import main
+    from evobench.registry import TASKS
+
+    root = tmp_path_factory.mktemp("gate")
+    state = dict(TASKS.get("digits-specialists")().pool.sources[0][1])
+    g = torch.Generator().manual_seed(0)
+    bad = {k: v + 0.15 * torch.randn(v.shape, generator=g) for k, v in state.items()}
+    for name, st in (("ref", state), ("same", state), ("bad", bad)):
+        save_file(st, str(root / f"{name}.safetensors"))
+    out = {}
+    for name, extra in (("ref", []), ("same", []), ("bad", []), ("limited", ["--limit", "100"])):
+        model = "ref" if name == "limited" else name
+        assert main(["eval", str(root / f"{model}.safetensors"), "--tasks", "digits-specialists", "--no-tracking",
+                     "--out", str(root / name), *extra]) == 0
+        (out[name],) = (root / name).iterdir()
+    return root, out

@@ -72,29 +72,8 @@ def test_verdict_picks_the_test_by_the_scores():
 # ---- evobench results diff on real `evobench eval` results ------------------------------------------
 
 @pytest.fixture(scope="module")
-def evals(tmp_path_factory):
-    """`evobench eval` of a digits specialist, of the same weights, and of the weights perturbed."""
-    from safetensors.torch import save_file
-
-    from evobench.cli import main
-    from evobench.registry import TASKS
-
-    root = tmp_path_factory.mktemp("gate")
-    state = dict(TASKS.get("digits-specialists")().pool.sources[0][1])
-    g = torch.Generator().manual_seed(0)
-    bad = {k: v + 0.15 * torch.randn(v.shape, generator=g) for k, v in state.items()}
-    save_file(state, str(root / "ref.safetensors"))
-    save_file(state, str(root / "same.safetensors"))
-    save_file(bad, str(root / "bad.safetensors"))
-    out = {}
-    for name in ("ref", "same", "bad"):
-        assert main(["eval", str(root / f"{name}.safetensors"), "--tasks", "digits-specialists", "--no-tracking",
-                     "--out", str(root / name)]) == 0
-        (out[name],) = (root / name).iterdir()
-    assert main(["eval", str(root / "ref.safetensors"), "--tasks", "digits-specialists", "--limit", "100",
-                 "--no-tracking", "--out", str(root / "limited")]) == 0
-    (out["limited"],) = (root / "limited").iterdir()
-    return root, out
+def evals(digits_evals):
+    return digits_evals
 
 
 def test_the_identical_model_passes_and_the_planted_regression_fails(evals, capsys, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -237,3 +238,29 @@ def test_a_killed_run_resumes_to_the_same_result(problem, tmp_path, name, config
     np.testing.assert_array_equal(got.values, ref.values)
     assert (got.recipe, got.test_score, got.forward_examples) == (ref.recipe, ref.test_score, ref.forward_examples)
     assert sum(replayed) == 10
+
+
+def test_regression_gate_on_a_merged_language_model(problem, tmp_path, capsys):
+    """`evobench check` on ja-math-mini: a good merge (task arithmetic, weights 0.93 / 1.0) checked
+    against its own stored results passes; the same merge with perturbed weights is a regression."""
+    from safetensors.torch import save_file
+
+    from evobench.cli import main
+    from evobench.merge.ops import merge_state_dicts
+
+    src = dict(problem.pool.sources)
+    good = merge_state_dicts("task_arithmetic", problem.pool.base, [src["en-math"], src["ja"]], weights=[0.93, 1.0])
+    g = torch.Generator().manual_seed(0)
+    bad = {k: v + 0.3 * v.std() * torch.randn(v.shape, generator=g) if v.is_floating_point() and v.numel() > 1 else v
+           for k, v in good.items()}
+    for name, st in (("good", good), ("same", good), ("bad", bad)):
+        save_file({k: v.contiguous() for k, v in st.items()}, str(tmp_path / f"{name}.safetensors"))
+    assert main(["eval", str(tmp_path / "good.safetensors"), "--tasks", "ja-math-mini", "--no-tracking",
+                 "--out", str(tmp_path / "ref")]) == 0
+    (ref,) = (tmp_path / "ref").iterdir()
+    capsys.readouterr()
+    assert main(["check", str(tmp_path / "same.safetensors"), "--reference", str(ref), "--out", str(tmp_path / "c")]) == 0
+    assert main(["check", str(tmp_path / "bad.safetensors"), "--reference", str(ref), "--out", str(tmp_path / "c"),
+                 "--json", str(tmp_path / "r.json")]) == 1
+    (v,) = json.loads((tmp_path / "r.json").read_text())["tasks"]
+    assert v["kind"] == "binary" and v["reference"] > 0.9 and v["effect"] < -0.1 and v["p"] < 1e-4
