@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from scipy.stats import binomtest
 
 from evobench.gate import GateRefusal, mcnemar_regression_p, paired_bootstrap, verdict
