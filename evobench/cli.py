@@ -1,4 +1,4 @@
-"""Command line: ``evobench run``, ``compare``, ``report``, ``eval``, ``check``, ``results diff``, ``sync``, ``list``.
+"""Command line: ``evobench run``, ``compare``, ``report``, ``eval``, ``check``, ``merge``, ``results diff``, ``sync``, ``list``.
 
 Bad input (unknown names, invalid values, an unreachable tracking server) gives one line on stderr,
 ``evobench: error: ...``, and exit code 2.
@@ -110,6 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--out", default="evobench-results", help="where the scored results go")
     ck.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     ck.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown (a PR comment)")
+    mp = sub.add_parser("merge", help="write a merged checkpoint from a ps recipe (streamed, atomic)",
+                        description="Write OUT/model.safetensors and OUT/recipe.json (knob values, input and output "
+                        "hashes) from a parameter-space recipe: a run folder (exact: from its best_genome.npy) or "
+                        "a recipe JSON (knobs rounded to 6 decimals). Merged tensor by tensor from the source files.")
+    mp.add_argument("recipe", metavar="RECIPE", help="a run folder (runs/NNN-.../), run.json, best_recipe.json or recipe")
+    mp.add_argument("--sources", required=True, metavar="NAME=FILE,...",
+                    help="each source model of the recipe, by its name in the recipe, as .safetensors")
+    mp.add_argument("--base", metavar="FILE", help="the base model the recipe was searched with (.safetensors)")
+    mp.add_argument("--merge-seed", type=int, help="DARE masks' seed (default: the run's ps merge_seed, else 0)")
+    mp.add_argument("--out", required=True, metavar="DIR", help="the checkpoint folder to create")
     res = sub.add_parser("results", help="compare stored results: `evobench results diff REFERENCE CANDIDATE`",
                          description="Work with stored results.")
     rsub = res.add_subparsers(dest="results_command", metavar="SUBCOMMAND", required=True)
@@ -326,6 +336,31 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _merge(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from evobench.export import merge_recipe
+
+    sources = {}
+    for item in args.sources.split(","):
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ConfigError(f"--sources: {item!r} is not NAME=FILE")
+        sources[name.strip()] = path.strip()
+    seed = args.merge_seed
+    if seed is None:
+        config = Path(args.recipe) / ".." / ".." / "config.json"
+        seed = 0
+        if Path(args.recipe).is_dir() and config.is_file():
+            import json
+
+            spaces = (json.loads(config.read_text(encoding="utf-8")).get("config") or {}).get("spaces") or {}
+            seed = int((spaces.get("ps") or {}).get("merge_seed", 0))
+    out = merge_recipe(args.recipe, sources, args.out, base=args.base, merge_seed=seed)
+    print(f"merged checkpoint: {out}/model.safetensors (recipe and hashes: {out}/recipe.json)")
+    return 0
+
+
 def _results(args: argparse.Namespace) -> int:
     from evobench.gate import check, diff
 
@@ -394,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sync(args)
         if args.command in ("results", "check"):
             return _results(args)
+        if args.command == "merge":
+            return _merge(args)
         return _run(args)
     except (ConfigError, RegistryError, SpaceError, StartError) as e:
         print(f"evobench: error: {e}", file=sys.stderr)

@@ -1,0 +1,209 @@
+"""`evobench merge`: write a merged checkpoint from a parameter-space (``ps``) recipe, streamed.
+
+The recipe comes from a run of a comparison (its folder under ``runs/``: the exact knob values are
+rebuilt from its ``best_genome.npy``, so the checkpoint is bit for bit the model the run recommended)
+or from a recipe JSON (``run.json``, a ``best_recipe.json``, or the recipe itself: knob values as
+:meth:`~evobench.spaces.ps.PSSpace.decode` writes them, rounded to 6 decimals). The sources are
+``.safetensors`` files named as in the recipe (``--sources en-math=a.safetensors,ja=b.safetensors``),
+the base a file too (a recipe whose base is ``zeros`` needs none). The merge runs tensor by tensor
+(:func:`evobench.merge.stream.merge_files`); the output folder holds ``model.safetensors`` and
+``recipe.json`` (the recipe, the exact knob values per group, and the SHA-256 of every input file and
+of the output) and appears whole or not at all (written as a temporary folder, then renamed).
+
+Recipe groups map to tensors as the ``ps`` space made them: ``*`` is every tensor (granularity
+``model``), a tensor's own name (``tensor``), or a name prefix such as ``model.layers.3`` or
+``down_blocks.0`` with an ``outside ...`` group for the rest (``layer``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from evobench.config import ConfigError
+
+
+def _load_recipe(where: Path) -> tuple[dict[str, Any], np.ndarray | None]:
+    """(recipe, exact genome or None) from a run folder, a run.json / best_recipe.json or a recipe file."""
+    genome = None
+    f = where / "run.json" if where.is_dir() else where
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"merge: {str(where)!r} is not a run folder or a recipe file ({type(e).__name__}: {e})") from None
+    recipe = data.get("recipe", data) if isinstance(data, dict) else None
+    if not isinstance(recipe, dict) or recipe.get("kind") != "ps":
+        kind = recipe.get("kind") if isinstance(recipe, dict) else None
+        raise ConfigError(f"merge: {str(where)!r} holds no ps recipe (kind {kind!r}); evobench merge writes "
+                          "parameter-space (ps) recipes (a params run's model is its best_model.safetensors; "
+                          "layer paths are not written as checkpoints yet)")
+    if (f.parent / "best_genome.npy").exists():
+        genome = np.load(f.parent / "best_genome.npy", allow_pickle=False)
+    return recipe, genome
+
+
+def _values(recipe: dict[str, Any], knobs: list, genome: np.ndarray | None) -> dict[str, dict[str, list[float]]]:
+    """Per group: knob name -> per-model values (exact from the genome when there is one)."""
+    groups = recipe.get("groups")
+    if not isinstance(groups, list) or not groups:
+        raise ConfigError("merge: the recipe has no groups")
+    models = [m.get("model") for m in groups[0].get("models", [])]
+    out: dict[str, dict[str, list[float]]] = {}
+    exact = None
+    if genome is not None:
+        u = np.asarray(genome, dtype=float)
+        if u.size != len(groups) * len(knobs) * len(models):
+            raise ConfigError(f"merge: best_genome.npy has {u.size} genes, the recipe needs "
+                              f"{len(groups)} groups x {len(knobs)} knobs x {len(models)} models")
+        u = u.reshape(len(groups), len(knobs), len(models))
+        lo = np.array([k.low for k in knobs])[None, :, None]
+        hi = np.array([k.high for k in knobs])[None, :, None]
+        exact = lo + (hi - lo) * np.clip(u, 0.0, 1.0)  # as the ps space decodes a genome
+    for g, group in enumerate(groups):
+        rows = group.get("models", [])
+        if [m.get("model") for m in rows] != models:
+            raise ConfigError(f"merge: group {group.get('tensors')!r} lists other models than the first group")
+        vals = {}
+        for i, k in enumerate(knobs):
+            if exact is not None:
+                vals[k.name] = [float(v) for v in exact[g, i]]
+            else:
+                try:
+                    vals[k.name] = [float(m[k.name]) for m in rows]
+                except (KeyError, TypeError, ValueError):
+                    raise ConfigError(f"merge: group {group.get('tensors')!r} lacks knob {k.name!r}") from None
+        out[str(group.get("tensors"))] = vals
+    return out
+
+
+def group_of(tensor: str, groups: list[str]) -> str | None:
+    """The recipe group a tensor belongs to (see the module docstring)."""
+    if "*" in groups:
+        return "*"
+    if tensor in groups:
+        return tensor
+    prefixes = [g for g in groups if tensor.startswith(g + ".")]
+    if prefixes:
+        return max(prefixes, key=len)
+    outside = [g for g in groups if g.startswith("outside")]
+    return outside[0] if outside else None
+
+
+class _Zeros(Mapping[str, torch.Tensor]):
+    """A base of zeros shaped like ``like``'s tensors (a recipe searched without a shared base)."""
+
+    def __init__(self, like: Mapping[str, torch.Tensor]) -> None:
+        self.like = like
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        dtype, shape, _, _ = self.like.entries[name]
+        return torch.zeros(shape, dtype=dtype)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.like)
+
+    def __len__(self) -> int:
+        return len(self.like)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: str | os.PathLike,
+                 base: str | None = None, merge_seed: int = 0) -> Path:
+    """Write ``out/model.safetensors`` and ``out/recipe.json`` (see the module docstring)."""
+    from evobench.merge.ops import iter_merged
+    from evobench.merge.stream import SafetensorsFile, SafetensorsWriter
+    from evobench.registry import MERGE_OPS
+    from evobench.spaces.ps import _ARGUMENT, mask_seed
+
+    recipe, genome = _load_recipe(Path(recipe_path))
+    op_name = recipe.get("merge_method")
+    op = MERGE_OPS.get(op_name)
+    knobs = [k for k in op.knobs if k.per_model]
+    values = _values(recipe, knobs, genome)
+    models = [m["model"] for m in recipe["groups"][0]["models"]]
+    if sorted(sources) != sorted(models):
+        raise ConfigError(f"merge: the recipe merges {models}; give --sources NAME=FILE for exactly those "
+                          f"(got {sorted(sources)})")
+    files = []
+    for name in models:
+        try:
+            files.append(SafetensorsFile(sources[name]))
+        except ValueError as e:
+            raise ConfigError(f"merge: source {name!r}: {e}") from None
+    takes_base = next(iter(__import__("inspect").signature(op).parameters)) == "base"
+    base_map = None
+    if takes_base:
+        if base is not None:
+            try:
+                base_map = SafetensorsFile(base)
+            except ValueError as e:
+                raise ConfigError(f"merge: base: {e}") from None
+        elif recipe.get("base") == "zeros":
+            base_map = _Zeros(files[0])
+        else:
+            raise ConfigError(f"merge: op {op_name!r} needs the base model the recipe was searched with (--base FILE)")
+    ref = files[0]
+    for name, f in zip(models[1:], files[1:], strict=True):
+        if {n: e[1] for n, e in f.entries.items()} != {n: e[1] for n, e in ref.entries.items()}:
+            raise ConfigError(f"merge: source {name!r} ({f.path}) has other tensors or shapes than {models[0]!r}")
+    names = list(ref.entries)
+    group_names = list(values)
+    member = {}
+    for t in names:
+        g = group_of(t, group_names)
+        if g is None:
+            raise ConfigError(f"merge: tensor {t!r} belongs to none of the recipe's groups")
+        member[t] = g
+    unused = sorted(set(group_names) - set(member.values()))
+    if unused:
+        raise ConfigError(f"merge: recipe groups {unused[:3]} match no tensor of the sources")
+    kw = {_ARGUMENT.get(k.name, k.name + "s"): {t: values[member[t]][k.name] for t in names} for k in knobs}
+    if "generator" in __import__("inspect").signature(op).parameters:
+        kw["generator"] = {t: [torch.Generator().manual_seed(mask_seed(merge_seed, t, j)) for j in range(len(files))]
+                           for t in names}
+    out = Path(out)
+    if out.exists():
+        raise ConfigError(f"merge: {str(out)!r} exists; give a new folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        writer = SafetensorsWriter(tmp / "model.safetensors", [(n, *ref.entries[n][:2]) for n in names],
+                                   metadata={"evobench.merge_method": str(op_name)})
+        try:
+            for name, tensor in iter_merged(op, base_map, files, **kw):
+                writer.write(name, tensor)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+        inputs = {name: {"file": str(Path(sources[name]).resolve()), "sha256": _sha256(Path(sources[name]))}
+                  for name in models}
+        if base is not None:
+            inputs["base"] = {"file": str(Path(base).resolve()), "sha256": _sha256(Path(base))}
+        from evobench.jsonio import write_json
+
+        write_json(tmp / "recipe.json", {
+            "recipe": recipe, "exact_from_genome": genome is not None, "merge_seed": int(merge_seed),
+            "knobs": values, "inputs": inputs, "output": {"file": "model.safetensors",
+                                                          "sha256": _sha256(tmp / "model.safetensors")}})
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,83 @@
+"""`evobench merge`: a run's recommended ps model rebuilt bit for bit from its folder and the source
+files, the same from its rounded recipe to within rounding, and one-line refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from evobench.cli import main
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A cmaes-ps run on digits-specialists-shared (DARE-TIES with a base, tensor granularity) and the
+    task's sources and base as files."""
+    from evobench.registry import TASKS
+
+    root = tmp_path_factory.mktemp("export")
+    cfg = root / "c.yaml"
+    cfg.write_text("name: ex\ntasks: [digits-specialists-shared]\nbaselines: [cmaes-ps]\nbudget: 12\nseeds: [1]\n"
+                   "spaces:\n  ps: {granularity: tensor, merge_seed: 5}\n")
+    assert main(["run", "--config", str(cfg), "--no-tracking", "--no-progress", "--out", str(root / "out")]) == 0
+    (folder,) = (root / "out").glob("ex-*/runs/*")
+    problem = TASKS.get("digits-specialists-shared")()
+    names = {}
+    for name, state in problem.pool.sources:
+        save_file(state, str(root / f"{name}.safetensors"))
+        names[name] = str(root / f"{name}.safetensors")
+    save_file(problem.pool.base, str(root / "base.safetensors"))
+    return root, folder, names
+
+
+def _sources(names):
+    return ",".join(f"{k}={v}" for k, v in names.items())
+
+
+def test_a_run_folder_merges_to_exactly_its_recommended_model(run):
+    root, folder, names = run
+    out = root / "ckpt"
+    assert main(["merge", str(folder), "--sources", _sources(names), "--base", str(root / "base.safetensors"),
+                 "--out", str(out)]) == 0
+    got, want = load_file(str(out / "model.safetensors")), load_file(str(folder / "best_model.safetensors"))
+    assert sorted(got) == sorted(want) and all(torch.equal(got[k], want[k]) for k in want)
+    meta = json.loads((out / "recipe.json").read_text())
+    assert meta["exact_from_genome"] and meta["merge_seed"] == 5 and len(meta["output"]["sha256"]) == 64
+    assert set(meta["inputs"]) == {*names, "base"} and sorted(p.name for p in out.iterdir()) == \
+        ["model.safetensors", "recipe.json"]
+
+
+def test_a_recipe_file_merges_to_the_model_within_rounding(run, tmp_path):
+    root, folder, names = run
+    recipe = json.loads((folder / "run.json").read_text())["recipe"]
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    assert main(["merge", str(tmp_path / "recipe.json"), "--sources", _sources(names), "--base",
+                 str(root / "base.safetensors"), "--merge-seed", "5", "--out", str(tmp_path / "ckpt")]) == 0
+    got, want = load_file(str(tmp_path / "ckpt" / "model.safetensors")), load_file(str(folder / "best_model.safetensors"))
+    assert all(torch.allclose(got[k], want[k], atol=1e-5) for k in want)
+
+
+def test_bad_merges_are_one_line_errors_and_leave_nothing(run, tmp_path, capsys):
+    root, folder, names = run
+    base = ["--base", str(root / "base.safetensors")]
+    cases = [
+        (["--sources", "a=x.safetensors"], "give --sources NAME=FILE for exactly those"),
+        (["--sources", _sources(names).replace("=", ":", 1)], "is not NAME=FILE"),
+        (["--sources", _sources(names)], "needs the base model"),
+    ]
+    for extra, message in cases:
+        args = ["merge", str(folder), *extra, "--out", str(tmp_path / "o")]
+        assert main(args if "base" in message else [*args, *base]) == 2
+        assert message in capsys.readouterr().err
+    (tmp_path / "cut.safetensors").write_bytes((root / "base.safetensors").read_bytes()[:50])
+    bad = {**names, next(iter(names)): str(tmp_path / "cut.safetensors")}
+    assert main(["merge", str(folder), "--sources", _sources(bad), *base, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "merge: source" in err and "cut.safetensors" in err and err.count("\n") == 1
+    (tmp_path / "params.json").write_text(json.dumps({"recipe": {"kind": "params", "sha256": "x"}}))
+    assert main(["merge", str(tmp_path / "params.json"), "--sources", _sources(names), "--out", str(tmp_path / "o")]) == 2
+    assert "holds no ps recipe" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))
