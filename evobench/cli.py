@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--out", default="evobench-results", help="where the scored results go")
     ck.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     ck.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown (a PR comment)")
+    ck.add_argument("--tracker", help="experiment tracker (default: mlflow)")
+    ck.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///./mlruns.db)")
+    ck.add_argument("--experiment", default="evobench", help="MLflow experiment name")
+    ck.add_argument("--no-tracking", action="store_true", help="do not log anywhere")
     mp = sub.add_parser("merge", help="write a merged checkpoint from a ps recipe (streamed, atomic)",
                         description="Write OUT/model.safetensors and OUT/recipe.json (knob values, input and output "
                         "hashes) from a parameter-space recipe: a run folder (exact: from its best_genome.npy) or "
@@ -366,11 +370,33 @@ def _results(args: argparse.Namespace) -> int:
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     if args.command == "check":
+        _, tracker = _tracker(args, args.tracking_uri, args.experiment)
         report = check(args.candidate, args.reference, tasks, limit=args.limit, alpha=args.alpha, margin=args.margin,
                        seed=args.seed, out=args.out, device=args.device)
+        _log_check(tracker, report)
     else:
         report = diff(args.reference, args.candidate, tasks, alpha=args.alpha, margin=args.margin, seed=args.seed)
     return _gate_report(args, report)
+
+
+def _log_check(tracker, report: dict) -> None:
+    """One tracker run per check: its settings, per task the effect, interval, p-value and verdict, and
+    the report (JSON and Markdown) as artifacts."""
+    from evobench.gate import markdown
+
+    with tracker.run("check", params={"reference": report["reference"], "candidate": report["candidate"],
+                                      "alpha": report["alpha"], "margin_points": report["margin_points"],
+                                      "seed": report["seed"]}, tags={"evobench.check": "regression" if
+                                                                     report["regression"] else "ok"}):
+        metrics = {}
+        for v in report["tasks"]:
+            metrics.update({f"{v['task']}.effect": v["effect"], f"{v['task']}.ci95_low": v["ci95"][0],
+                            f"{v['task']}.ci95_high": v["ci95"][1], f"{v['task']}.p": v["p"],
+                            f"{v['task']}.regression": float(v["regression"]),
+                            f"{v['task']}.reference": v["reference"], f"{v['task']}.candidate": v["candidate"]})
+        tracker.log_metrics(metrics)
+        tracker.log_dict(report, "check/report.json")
+        tracker.log_text(markdown(report), "check/report.md")
 
 
 def _gate_report(args: argparse.Namespace, report: dict) -> int:

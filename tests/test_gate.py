@@ -126,7 +126,7 @@ def test_evobench_check_against_stored_results_and_against_a_checkpoint(evals, c
     from evobench.cli import main
 
     root, e = evals
-    args = ["--out", str(tmp_path / "checks")]
+    args = ["--out", str(tmp_path / "checks"), "--no-tracking"]
     assert main(["check", str(root / "same.safetensors"), "--reference", str(e["ref"]), *args]) == 0
     assert main(["check", str(root / "bad.safetensors"), "--reference", str(e["ref"]), *args]) == 1
     assert "REGRESSION" in capsys.readouterr().out
@@ -140,3 +140,21 @@ def test_evobench_check_against_stored_results_and_against_a_checkpoint(evals, c
     assert "give --tasks" in capsys.readouterr().err
     assert main(["check", str(root / "same.safetensors"), "--reference", str(e["ref"]), "--limit", "5", *args]) == 2
     assert "the reference was scored with limit None" in capsys.readouterr().err
+
+
+def test_a_check_is_logged_to_mlflow(evals, tmp_path, capsys):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from evobench.cli import main
+
+    root, e = evals
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    assert main(["check", str(root / "bad.safetensors"), "--reference", str(e["ref"]), "--out", str(tmp_path / "c"),
+                 "--tracking-uri", uri, "--experiment", "gate"]) == 1
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("gate").experiment_id])
+    assert run.data.tags["evobench.check"] == "regression" and run.info.status == "FINISHED"
+    assert run.data.metrics["digits-specialists.regression"] == 1.0 and run.data.metrics["digits-specialists.p"] < 0.05
+    assert sorted(a.path for a in client.list_artifacts(run.info.run_id, "check")) == ["check/report.json",
+                                                                                        "check/report.md"]
