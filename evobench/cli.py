@@ -55,6 +55,22 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                         "settings, if given, must equal the saved ones")
 
 
+def _add_tracking_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tracker", help="experiment tracker (default: mlflow)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///./mlruns.db)")
+    p.add_argument("--experiment", default="evobench", help="MLflow experiment name")
+    p.add_argument("--no-tracking", action="store_true", help="do not log anywhere")
+
+
+def _add_gate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level, one-sided (default 0.05)")
+    p.add_argument("--margin", type=float, default=1.0,
+                   help="tolerated loss in points (1.0 = one percentage point; default 1.0)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    p.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown (a PR comment)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from evobench import __version__
 
@@ -89,10 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "e.g. -o data_dir=./realdata -o mgsm-ja:max_new_tokens=256")
     ep.add_argument("--out", default="evobench-results", help="results folder (default: ./evobench-results)")
     ep.add_argument("--name", help="name of this evaluation (default: the model's file or folder name)")
-    ep.add_argument("--tracker", help="experiment tracker (default: mlflow)")
-    ep.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///./mlruns.db)")
-    ep.add_argument("--experiment", default="evobench", help="MLflow experiment name")
-    ep.add_argument("--no-tracking", action="store_true", help="do not log anywhere")
+    _add_tracking_args(ep)
     ck = sub.add_parser("check", help="fail CI when a merged checkpoint regresses against a reference",
                         description="Score CANDIDATE on exactly the examples of REFERENCE (stored `evobench eval` "
                         "results, or a checkpoint scored first) and compare per task: exact McNemar for per-example "
@@ -103,17 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--reference", required=True, help="stored results (folder or results.json) or a checkpoint")
     ck.add_argument("--tasks", help="comma-separated tasks (default: every task of the stored reference)")
     ck.add_argument("--limit", type=int, help="score only the first N examples (a checkpoint reference)")
-    ck.add_argument("--alpha", type=float, default=0.05, help="significance level, one-sided (default 0.05)")
-    ck.add_argument("--margin", type=float, default=1.0, help="tolerated loss in points (default 1.0)")
-    ck.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     ck.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     ck.add_argument("--out", default="evobench-results", help="where the scored results go")
-    ck.add_argument("--json", metavar="FILE", help="also write the report as JSON")
-    ck.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown (a PR comment)")
-    ck.add_argument("--tracker", help="experiment tracker (default: mlflow)")
-    ck.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///./mlruns.db)")
-    ck.add_argument("--experiment", default="evobench", help="MLflow experiment name")
-    ck.add_argument("--no-tracking", action="store_true", help="do not log anywhere")
+    _add_gate_args(ck)
+    _add_tracking_args(ck)
     mp = sub.add_parser("merge", help="write a merged checkpoint from a ps recipe (streamed, atomic)",
                         description="Write OUT/model.safetensors and OUT/recipe.json (knob values, input and output "
                         "hashes) from a parameter-space recipe: a run folder (exact: from its best_genome.npy) or "
@@ -136,12 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("reference", metavar="REFERENCE")
     dp.add_argument("candidate", metavar="CANDIDATE")
     dp.add_argument("--tasks", help="comma-separated tasks (default: every task of the reference)")
-    dp.add_argument("--alpha", type=float, default=0.05, help="significance level, one-sided (default 0.05)")
-    dp.add_argument("--margin", type=float, default=1.0,
-                    help="tolerated loss in points (1.0 = one percentage point; default 1.0)")
-    dp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    dp.add_argument("--json", metavar="FILE", help="also write the report as JSON")
-    dp.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown (a PR comment)")
+    _add_gate_args(dp)
     sp = sub.add_parser("sync", help="deliver the tracking calls a comparison kept while its MLflow server was down",
                         description="Deliver, in order and exactly once, the tracking calls that a comparison kept in "
                         "its results folder (tracking/outbox.jsonl) while its MLflow server could not be reached. "

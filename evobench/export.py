@@ -127,7 +127,7 @@ def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: s
                  base: str | None = None, merge_seed: int = 0) -> Path:
     """Write ``out/model.safetensors`` and ``out/recipe.json`` (see the module docstring)."""
     from evobench.merge.ops import iter_merged
-    from evobench.merge.stream import SafetensorsFile, SafetensorsWriter
+    from evobench.merge.stream import SafetensorsFile, SafetensorsWriter, write_stream
     from evobench.registry import MERGE_OPS
     from evobench.spaces.ps import _ARGUMENT, mask_seed
 
@@ -183,15 +183,9 @@ def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: s
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        writer = SafetensorsWriter(tmp / "model.safetensors", [(n, *ref.entries[n][:2]) for n in names],
-                                   metadata={"evobench.merge_method": str(op_name)})
-        try:
-            for name, tensor in iter_merged(op, base_map, files, **kw):
-                writer.write(name, tensor)
-        except BaseException:
-            writer.abort()
-            raise
-        writer.close()
+        write_stream(SafetensorsWriter(tmp / "model.safetensors", [(n, *ref.entries[n][:2]) for n in names],
+                                       metadata={"evobench.merge_method": str(op_name)}),
+                     iter_merged(op, base_map, files, **kw))
         inputs = {name: {"file": str(Path(sources[name]).resolve()), "sha256": _sha256(Path(sources[name]))}
                   for name in models}
         if base is not None:

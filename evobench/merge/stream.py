@@ -180,9 +180,13 @@ def merge_files(op: str, sources: Sequence[str | os.PathLike], out: str | os.Pat
         knobs["generator"] = {name: [torch.Generator().manual_seed(mask_seed(merge_seed, name, j))
                                      for j in range(len(files))] for name in ref.entries}
     layout = [(name, dtype, shape) for name, (dtype, shape, _, _) in ref.entries.items()]
-    writer = SafetensorsWriter(out, layout, metadata)
+    return write_stream(SafetensorsWriter(out, layout, metadata), iter_merged(fn, base_file, files, **knobs))
+
+
+def write_stream(writer: SafetensorsWriter, tensors) -> Path:
+    """Write ``(name, tensor)`` pairs as they come, then close; nothing is left if any of it fails."""
     try:
-        for name, tensor in iter_merged(fn, base_file, files, **knobs):
+        for name, tensor in tensors:
             writer.write(name, tensor)
     except BaseException:
         writer.abort()
