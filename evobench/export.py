@@ -4,8 +4,11 @@ The recipe comes from a run of a comparison (its folder under ``runs/``: the exa
 rebuilt from its ``best_genome.npy``, so the checkpoint is bit for bit the model the run recommended)
 or from a recipe JSON (``run.json``, a ``best_recipe.json``, or the recipe itself: knob values as
 :meth:`~evobench.spaces.ps.PSSpace.decode` writes them, rounded to 6 decimals). The sources are
-``.safetensors`` files named as in the recipe (``--sources en-math=a.safetensors,ja=b.safetensors``),
-the base a file too (a recipe whose base is ``zeros`` needs none). The merge runs tensor by tensor
+``.safetensors`` files or model folders (``model.safetensors`` or shards with their index), named
+as in the recipe (``--sources en-math=a.safetensors,ja=b.safetensors``), the base likewise (a recipe
+whose base is ``zeros`` needs none). From model folders the output also gets the first source's
+config and tokenizer files, which every source must share (another architecture or tokenizer is
+refused), so the output folder loads with ``from_pretrained``. The merge runs tensor by tensor
 (:func:`evobench.merge.stream.merge_files`); the output folder holds ``model.safetensors`` and
 ``recipe.json`` (the recipe, the exact knob values per group, and the SHA-256 of every input file and
 of the output) and appears whole or not at all (written as a temporary folder, then renamed).
@@ -116,18 +119,55 @@ class _Zeros(Mapping[str, torch.Tensor]):
 
 
 def _sha256(path: Path) -> str:
+    """SHA-256 of a file, or of a model folder's weight files (names and contents, in name order)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    files = sorted(f for f in path.iterdir() if f.name.endswith(".safetensors")) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            h.update(file.name.encode() + b"\0")
+        with open(file, "rb") as f:
+            for block in iter(lambda f=f: f.read(1 << 20), b""):
+                h.update(block)
     return h.hexdigest()
+
+
+_WEIGHTS = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack")
+
+
+def _model_files(models: list[str], sources: dict[str, str]) -> list[Path]:
+    """The first source folder's files other than weights (config, generation config, tokenizer), to
+    be copied beside the merged weights; sources that are folders must agree on them (one line naming
+    the first file that differs: another architecture or tokenizer is not merged)."""
+    folders = [(n, Path(sources[n])) for n in models if Path(sources[n]).is_dir()]
+    if not folders:
+        return []
+    if len(folders) != len(models):
+        raise ConfigError("merge: give every source as a model folder, or every source as a .safetensors file")
+    first_name, first = folders[0]
+    keep = sorted(f for f in first.iterdir() if f.is_file() and not f.name.endswith(_WEIGHTS)
+                  and not f.name.endswith(".index.json") and not f.name.startswith("."))
+    for name, folder in folders[1:]:
+        for f in keep:
+            other = folder / f.name
+            if f.name == "config.json":
+                a, b = (json.loads(x.read_text(encoding="utf-8")) for x in (f, other)) if other.is_file() else ({}, None)
+                a.pop("_name_or_path", None)
+                if b is not None:
+                    b.pop("_name_or_path", None)
+                same = a == b
+            else:
+                same = other.is_file() and other.read_bytes() == f.read_bytes()
+            if not same:
+                raise ConfigError(f"merge: source {name!r} has another {f.name} than {first_name!r} (another "
+                                  "architecture or tokenizer: not merged)")
+    return keep
 
 
 def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: str | os.PathLike,
                  base: str | None = None, merge_seed: int = 0) -> Path:
     """Write ``out/model.safetensors`` and ``out/recipe.json`` (see the module docstring)."""
     from evobench.merge.ops import iter_merged
-    from evobench.merge.stream import SafetensorsFile, SafetensorsWriter, write_stream
+    from evobench.merge.stream import SafetensorsWriter, open_weights, write_stream
     from evobench.registry import MERGE_OPS
     from evobench.spaces.ps import _ARGUMENT, mask_seed
 
@@ -143,15 +183,16 @@ def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: s
     files = []
     for name in models:
         try:
-            files.append(SafetensorsFile(sources[name]))
+            files.append(open_weights(sources[name]))
         except ValueError as e:
             raise ConfigError(f"merge: source {name!r}: {e}") from None
+    extras = _model_files(models, sources)
     takes_base = next(iter(__import__("inspect").signature(op).parameters)) == "base"
     base_map = None
     if takes_base:
         if base is not None:
             try:
-                base_map = SafetensorsFile(base)
+                base_map = open_weights(base)
             except ValueError as e:
                 raise ConfigError(f"merge: base: {e}") from None
         elif recipe.get("base") == "zeros":
@@ -186,6 +227,8 @@ def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: s
         write_stream(SafetensorsWriter(tmp / "model.safetensors", [(n, *ref.entries[n][:2]) for n in names],
                                        metadata={"evobench.merge_method": str(op_name)}),
                      iter_merged(op, base_map, files, **kw))
+        for f in extras:
+            shutil.copyfile(f, tmp / f.name)
         inputs = {name: {"file": str(Path(sources[name]).resolve()), "sha256": _sha256(Path(sources[name]))}
                   for name in models}
         if base is not None:

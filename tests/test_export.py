@@ -81,3 +81,36 @@ def test_bad_merges_are_one_line_errors_and_leave_nothing(run, tmp_path, capsys)
     assert main(["merge", str(tmp_path / "params.json"), "--sources", _sources(names), "--out", str(tmp_path / "o")]) == 2
     assert "holds no ps recipe" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))
+
+
+def test_language_model_folders_merge_into_a_loadable_model_folder(tmp_path, capsys):
+    """Sources as hub-style model folders (one of them sharded): the output folder has the merged
+    weights plus the sources' config and tokenizer, and loads with from_pretrained."""
+    pytest.importorskip("transformers")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from evobench.models.tiny_lm import tiny_llama, tiny_llama_config, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    cfg = tiny_llama_config(tok)
+    models = [tiny_llama(cfg, seed=s, std=0.2) for s in (1, 2)]
+    for i, m in enumerate(models):
+        m.save_pretrained(str(tmp_path / f"m{i}"), max_shard_size="40KB" if i else "10GB")
+        tok.save_pretrained(str(tmp_path / f"m{i}"))
+    assert (tmp_path / "m1" / "model.safetensors.index.json").exists()  # the second source is sharded
+    recipe = {"kind": "ps", "merge_method": "linear", "base": "zeros", "granularity": "model",
+              "groups": [{"tensors": "*", "models": [{"model": "a", "weight": 0.25}, {"model": "b", "weight": 0.75}]}]}
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    assert main(["merge", str(tmp_path / "recipe.json"), "--sources", f"a={tmp_path / 'm0'},b={tmp_path / 'm1'}",
+                 "--out", str(tmp_path / "merged")]) == 0
+    merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / "merged"))
+    assert AutoTokenizer.from_pretrained(str(tmp_path / "merged")).get_vocab() == tok.get_vocab()
+    sa, sb = models[0].state_dict(), models[1].state_dict()
+    for k, v in merged.state_dict().items():
+        assert torch.allclose(v, 0.25 * sa[k] + 0.75 * sb[k], atol=1e-6), k
+    # another tokenizer is refused
+    other = tiny_tokenizer(vocab_size=300)
+    other.save_pretrained(str(tmp_path / "m1"))
+    assert main(["merge", str(tmp_path / "recipe.json"), "--sources", f"a={tmp_path / 'm0'},b={tmp_path / 'm1'}",
+                 "--out", str(tmp_path / "merged2")]) == 2
+    assert "another tokenizer" in capsys.readouterr().err and not (tmp_path / "merged2").exists()

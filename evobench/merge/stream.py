@@ -97,6 +97,54 @@ class SafetensorsFile(Mapping[str, torch.Tensor]):
         return len(self.entries)
 
 
+class ShardedSafetensors(Mapping[str, torch.Tensor]):
+    """The tensors of a model folder saved in shards (``model.safetensors.index.json``: tensor ->
+    shard file), read lazily like :class:`SafetensorsFile`."""
+
+    def __init__(self, index: str | os.PathLike) -> None:
+        self.path = Path(index)
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            weight_map = dict(data["weight_map"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{self.path} is not a safetensors index ({type(e).__name__}: {e})") from None
+        shards = {f: SafetensorsFile(self.path.parent / f) for f in sorted(set(weight_map.values()))}
+        self.metadata = {}
+        self.entries = {}
+        self._where: dict[str, SafetensorsFile] = {}
+        for f in shards.values():  # the shards' own order, tensor by tensor
+            for name, entry in f.entries.items():
+                if weight_map.get(name) == f.path.name:
+                    self.entries[name] = entry
+                    self._where[name] = f
+        missing = sorted(set(weight_map) - set(self.entries))
+        if missing:
+            raise ValueError(f"{self.path}: tensor {missing[0]!r} is not in its shard {weight_map[missing[0]]!r}")
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self._where[name][name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def open_weights(path: str | os.PathLike) -> SafetensorsFile | ShardedSafetensors:
+    """A model's tensors, lazily: a ``.safetensors`` file, or a model folder holding ``model.safetensors``
+    or shards with ``model.safetensors.index.json`` (ValueError, one line, otherwise)."""
+    p = Path(path)
+    if p.is_dir():
+        if (p / "model.safetensors").is_file():
+            return SafetensorsFile(p / "model.safetensors")
+        if (p / "model.safetensors.index.json").is_file():
+            return ShardedSafetensors(p / "model.safetensors.index.json")
+        raise ValueError(f"{p}: a model folder needs model.safetensors or model.safetensors.index.json "
+                         "(pickled .bin weights are not read)")
+    return SafetensorsFile(p)
+
+
 class SafetensorsWriter:
     """Write a safetensors file whose tensors (names, dtypes, shapes, in order) are declared up front;
     :meth:`write` each in that order, then :meth:`close` (atomic: temporary file, fsync, rename)."""
