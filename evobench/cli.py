@@ -39,6 +39,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: auto = cuda when present); "
                                     "for tasks whose models can run on a GPU")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--export-best", action="store_true", default=None,
+                   help="also write each run's recommended model as a checkpoint folder (runs/<run>/checkpoint/: "
+                        "weights, config and tokenizer of language models, recipe and hashes)")
     p.add_argument("--cache", metavar="DIR|off",
                    help="evaluation cache (a file or folder; 'off' = none); default: $EVOBENCH_EVAL_CACHE, else "
                         "$EVOBENCH_CACHE/evals.sqlite (~/.cache/evobench). A cached candidate costs no forward "
@@ -217,7 +220,7 @@ def _run(args: argparse.Namespace) -> int:
     overrides = dict(tasks=args.tasks, report_tasks=args.report_tasks, baselines=args.baselines,
                      budget=args.budget, seeds=args.seeds, tracking_uri=args.tracking_uri,
                      experiment=args.experiment, out=args.out, name=args.name, threads=args.threads,
-                     device=args.device)
+                     device=args.device, export_best=args.export_best)
     if args.resume and not (args.preset or args.config):
         from evobench.compare import saved_config
         from evobench.config import validate

@@ -305,7 +305,7 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
             if "answers" in shown:
                 add_answers(comp.answers[pair.problem.name], pair.spec.display, shown["answers"])
             if rundir is not None:
-                _save_run(rundir, res, provenance[pair.problem.name], pair)
+                _save_run(rundir, res, provenance[pair.problem.name], pair, cfg.export_best)
                 rundir.drop_journal(pair.spec.display, pair.problem.name, seed)
             _log_run(tracker, res)
             res.drop_results()  # saved; memory must not grow with the number of runs
@@ -567,7 +567,7 @@ def _write_grids(comp: Comparison, folder: Path) -> list[Path]:
     return out
 
 
-def _save_run(rundir: RunDir, r: RunResult, provenance: dict[str, str], pair: Pair) -> None:
+def _save_run(rundir: RunDir, r: RunResult, provenance: dict[str, str], pair: Pair, export: bool = False) -> None:
     from evobench.task import TEST
 
     meta = {"task": r.task, "baseline": r.baseline, "seed": str(r.seed), "space": r.space,
@@ -583,7 +583,13 @@ def _save_run(rundir: RunDir, r: RunResult, provenance: dict[str, str], pair: Pa
         arrays["best_genome"] = r.best_genome
     if r.search_scores is not None:
         arrays["search_scores"] = r.search_scores
-    r.record = rundir.add_run(r.baseline, r.task, r.seed, r.summary(), arrays, r.best_state, meta, texts)
+    writers = []
+    if export and r.best_state is not None:
+        from evobench.export import write_checkpoint
+
+        writers.append(lambda folder: write_checkpoint(folder / "checkpoint", r.best_state, pair.problem.pool.family,
+                                                       nan_to_none(r.recipe), provenance))
+    r.record = rundir.add_run(r.baseline, r.task, r.seed, r.summary(), arrays, r.best_state, meta, texts, writers)
 
 
 def _log_run(tracker: Tracker, r: RunResult) -> None:

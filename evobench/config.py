@@ -136,6 +136,7 @@ class RunConfig(_Frozen):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     device: str = "auto"  # cpu | cuda | cuda:N | auto (cuda when present); given to task factories that take it
     save_best_model: bool = Field(True, strict=True)  # best_model.safetensors per run (recipe spaces too)
+    export_best: bool = Field(False, strict=True)  # also runs/<run>/checkpoint/: weights, config, tokenizer, hashes
     save_search_scores: bool = Field(False, strict=True)  # search_scores.npy per run: every candidate's scores
     tracking_uri: str | None = None  # None = sqlite:///./mlruns.db
     experiment: str = "evobench"

@@ -244,3 +244,24 @@ def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: s
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def write_checkpoint(folder: Path, state: Mapping[str, torch.Tensor], family: Any, recipe: dict[str, Any],
+                     provenance: dict[str, str]) -> None:
+    """A run's recommended model as a checkpoint folder: ``model.safetensors``, the family's config and
+    tokenizer when it has them (``family.save_config(folder)``, e.g. a causal LM: loadable with
+    ``from_pretrained``), and ``recipe.json`` (the recipe, the sources' and base's content hashes, the
+    output's SHA-256)."""
+    from safetensors.torch import save_file
+
+    from evobench.jsonio import nan_to_none, write_json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(folder / "model.safetensors"))
+    save_config = getattr(family, "save_config", None)
+    if callable(save_config):
+        save_config(folder)
+    write_json(folder / "recipe.json", nan_to_none({
+        "recipe": recipe, "family": getattr(family, "name", ""),
+        "inputs": {k[len("model_hash."):]: v for k, v in provenance.items() if k.startswith("model_hash.")},
+        "output": {"file": "model.safetensors", "sha256": _sha256(folder / "model.safetensors")}}))

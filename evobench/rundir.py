@@ -14,6 +14,7 @@ Layout of ``<out>/<name>-<UTC time>/``::
         best_model.safetensors   the recommended model's weights (when the space gives a state dict)
         search_scores.npy  every candidate's per-example search scores (only with save_search_scores)
         best_genome.npy    the recommended genome (recipe spaces; a params genome is best_model's weights)
+        checkpoint/        with export_best: the recommended model as a checkpoint folder (evobench.export)
     journal/<label>-<task>-seed<S>/    the run in progress: every told batch (evobench.journal),
                        deleted once the run is saved in runs/
     resume.json        while it runs: the tracker's ids of the comparison and of the run in progress,
@@ -137,10 +138,12 @@ class RunDir:
 
     def add_run(self, label: str, task: str, seed: int, summary: dict[str, Any],
                 arrays: dict[str, np.ndarray], state: dict | None = None,
-                metadata: dict[str, str] | None = None, texts: dict[str, str] | None = None) -> str:
+                metadata: dict[str, str] | None = None, texts: dict[str, str] | None = None,
+                writers: list | None = None) -> str:
         """Write one finished run (summary JSON, arrays as .npy, text files such as records (by path
-        inside the run's folder), optional safetensors state) atomically; returns its folder relative
-        to the results folder."""
+        inside the run's folder), optional safetensors state, and whatever each of ``writers``
+        (callables taking the folder) writes) atomically; returns its folder relative to the results
+        folder."""
         self.n_runs += 1
         name = _UNSAFE.sub("_", f"{self.n_runs:03d}-{label}-{task}-seed{seed}")[:150]
         tmp = Path(tempfile.mkdtemp(prefix=".run-", dir=self.path / RUNS))
@@ -153,6 +156,8 @@ class RunDir:
 
                 save_file({k: v.detach().contiguous().cpu() for k, v in state.items()},
                           str(tmp / "best_model.safetensors"), metadata=metadata)
+            for write in writers or ():
+                write(tmp)
             rel = f"{RUNS}/{name}"
             write_json(tmp / "run.json", {**summary, "record": rel})
             os.replace(tmp, self.path / RUNS / name)

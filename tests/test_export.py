@@ -114,3 +114,21 @@ def test_language_model_folders_merge_into_a_loadable_model_folder(tmp_path, cap
     assert main(["merge", str(tmp_path / "recipe.json"), "--sources", f"a={tmp_path / 'm0'},b={tmp_path / 'm1'}",
                  "--out", str(tmp_path / "merged2")]) == 2
     assert "another tokenizer" in capsys.readouterr().err and not (tmp_path / "merged2").exists()
+
+
+def test_export_best_on_digits_writes_weights_recipe_and_hashes(tmp_path):
+    assert main(["run", "--tasks", "digits-specialists", "--baselines", "m2n2", "--budget", "10", "--seeds", "0",
+                 "--no-tracking", "--no-progress", "--export-best", "--out", str(tmp_path / "out")]) == 0
+    (run,) = (tmp_path / "out").glob("*/runs/*")
+    ckpt = run / "checkpoint"
+    assert sorted(p.name for p in ckpt.iterdir()) == ["model.safetensors", "recipe.json"]
+    got, want = load_file(str(ckpt / "model.safetensors")), load_file(str(run / "best_model.safetensors"))
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    meta = json.loads((ckpt / "recipe.json").read_text())
+    import hashlib
+
+    assert meta["output"]["sha256"] == hashlib.sha256((ckpt / "model.safetensors").read_bytes()).hexdigest()
+    assert set(meta["inputs"]) == {"digits-0to4", "digits-5to9"} and meta["family"] == "mlp-64-256-10"
+    assert main(["run", "--tasks", "digits-specialists", "--baselines", "m2n2", "--budget", "10", "--seeds", "0",
+                 "--no-tracking", "--no-progress", "--out", str(tmp_path / "plain")]) == 0
+    assert not list((tmp_path / "plain").glob("*/runs/*/checkpoint"))

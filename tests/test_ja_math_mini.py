@@ -265,3 +265,24 @@ def test_regression_gate_on_a_merged_language_model(problem, tmp_path, capsys):
                  "--json", str(tmp_path / "r.json")]) == 1
     (v,) = json.loads((tmp_path / "r.json").read_text())["tasks"]
     assert v["kind"] == "binary" and v["reference"] > 0.9 and v["effect"] < -0.1 and v["p"] < 1e-4
+
+
+def test_export_best_writes_a_loadable_checkpoint_of_the_recommended_model(problem, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from evobench.cli import main
+
+    (tmp_path / "c.yaml").write_text("name: ex\ntasks: [ja-math-mini]\nbaselines:\n  - name: cmaes-ps\n"
+                                     "    config: {popsize: 4, sigma0: 0.3}\nbudget: 4\nseeds: [0]\n")
+    assert main(["run", "--config", str(tmp_path / "c.yaml"), "--no-tracking", "--no-progress", "--export-best",
+                 "--out", str(tmp_path / "out")]) == 0
+    (run,) = (tmp_path / "out").glob("ex-*/runs/*")
+    ckpt = run / "checkpoint"
+    meta = json.loads((ckpt / "recipe.json").read_text())
+    assert meta["recipe"]["kind"] == "ps" and set(meta["inputs"]) == {"en-math", "ja", "base"}
+    model = AutoModelForCausalLM.from_pretrained(str(ckpt))
+    assert AutoTokenizer.from_pretrained(str(ckpt)).get_vocab() == problem.pool.family.tokenizer.get_vocab()
+    best = load_file(str(run / "best_model.safetensors"))
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in best.items())

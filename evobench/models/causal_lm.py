@@ -120,6 +120,13 @@ class CausalLMFamily(ModelFamily, BlockStack):
             self._paths = DecoderPaths(self.template, self.aliases)
         return self._paths.build(sources, path, scales)
 
+    def save_config(self, folder) -> None:
+        """Write the model's config and tokenizer to ``folder`` (beside a ``model.safetensors`` of this
+        family, the folder loads with ``from_pretrained``)."""
+        self.template.config.save_pretrained(str(folder))
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(str(folder))
+
     def layer_groups(self) -> dict[str, list[str]]:
         """Tensor names per decoder layer (``"model.layers.3"`` ...), then ``"outside layers"`` for the
         rest (embeddings, final norm, head): the groups of per-layer merge recipes."""
