@@ -331,13 +331,30 @@ class MLflowTracker(Tracker):
         return run_id
 
     def _log_metrics(self, triples: list[tuple[str, float, int]]) -> None:
-        """Log (key, value, step) triples in ``log_batch`` calls of at most 1000 metrics."""
+        self.log_metrics_to(self._current(), triples, int(time.time() * 1000))
+
+    # ---- calls on an explicit run (also used by evobench.tracking_outbox to deliver queued calls) ----
+    def log_metrics_to(self, run_id: str, triples, timestamp_ms: int) -> None:
+        """Log (key, value, step) triples with one timestamp in ``log_batch`` calls of at most 1000 metrics
+        (MLflow ignores an identical metric logged twice)."""
         from mlflow.entities import Metric
 
-        run_id, now = self._current(), int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, int(s)) for k, v, s in triples]
+        metrics = [Metric(k, float(v), int(timestamp_ms), int(s)) for k, v, s in triples]
         for i in range(0, len(metrics), MAX_METRICS_PER_BATCH):
             self.client.log_batch(run_id, metrics=metrics[i: i + MAX_METRICS_PER_BATCH], synchronous=True)
+
+    def log_text_to(self, run_id: str, text: str, artifact_file: str) -> None:
+        """Store ``text`` as the artifact ``artifact_file`` of run ``run_id``."""
+        folder, _, fname = artifact_file.rstrip("/").rpartition("/")
+        with tempfile.TemporaryDirectory(prefix="evobench-artifact-") as tmp:
+            local = Path(tmp) / fname
+            local.write_text(text, encoding="utf-8")
+            self.client.log_artifact(run_id, str(local), folder or None)
+
+    def log_artifact_to(self, run_id: str, path: str | os.PathLike, artifact_path: str | None = None) -> None:
+        """Upload a local file or directory under ``artifact_path`` of run ``run_id``."""
+        p = Path(path)
+        (self.client.log_artifacts if p.is_dir() else self.client.log_artifact)(run_id, str(p), artifact_path)
 
     def log_curve(self, key, steps, values) -> None:
         if len(steps) != len(values):
@@ -353,18 +370,12 @@ class MLflowTracker(Tracker):
         self.log_text(dumps(nan_to_none(obj), sort_keys=True), artifact_file)
 
     def log_text(self, text, artifact_file) -> None:
-        folder, _, fname = artifact_file.rstrip("/").rpartition("/")
-        with tempfile.TemporaryDirectory(prefix="evobench-artifact-") as tmp:
-            local = Path(tmp) / fname
-            local.write_text(text, encoding="utf-8")
-            self.client.log_artifact(self._current(), str(local), folder or None)
+        self.log_text_to(self._current(), text, artifact_file)
 
     def log_artifact(self, path, artifact_path=None) -> None:
-        p = Path(path)
-        if not p.exists():
+        if not Path(path).exists():
             raise TrackingError(f"artifact {path} does not exist")
-        upload = self.client.log_artifacts if p.is_dir() else self.client.log_artifact
-        upload(self._current(), str(p), artifact_path)
+        self.log_artifact_to(self._current(), path, artifact_path)
 
     def _terminate(self, run_id: str, status: str, announce: bool) -> None:
         """``set_terminated``; mlflow 3 prints "View run" links for server runs: keep the comparison's."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 import uuid
 import warnings
@@ -166,6 +165,7 @@ class OutboxTracker(Tracker):
         return run
 
     def _metrics(self, triples: list[tuple[str, float, int]]) -> None:
+        # one call per batch the server takes, so a call delivered before an outage is not sent again
         now = int(time.time() * 1000)
         run = self._current()
         for i in range(0, len(triples), MAX_METRICS_PER_BATCH):
@@ -208,25 +208,17 @@ class OutboxTracker(Tracker):
         return sent
 
     def _deliver(self, call: dict[str, Any]) -> None:
-        op, client = call["op"], self.inner.client
+        op = call["op"]
         if op == "create":
             self.run_ids[call["local"]] = self._create(call)
             return
         run_id = self.run_ids[call["run"]]
         if op == "metrics":
-            from mlflow.entities import Metric
-
-            client.log_batch(run_id, metrics=[Metric(k, v, call["time"], s) for k, v, s in call["metrics"]],
-                             synchronous=True)
+            self.inner.log_metrics_to(run_id, call["metrics"], call["time"])
         elif op == "text":
-            folder, _, name = call["file"].rstrip("/").rpartition("/")
-            with tempfile.TemporaryDirectory(prefix="evobench-artifact-") as tmp:
-                local = Path(tmp) / name
-                local.write_text(call["text"], encoding="utf-8")
-                client.log_artifact(run_id, str(local), folder or None)
+            self.inner.log_text_to(run_id, call["text"], call["file"])
         elif op == "artifact":
-            p = Path(call["path"])
-            (client.log_artifacts if p.is_dir() else client.log_artifact)(run_id, str(p), call["artifact_path"])
+            self.inner.log_artifact_to(run_id, call["path"], call["artifact_path"])
         elif op == "end":
             self.inner._terminate(run_id, call["status"], announce=call["run"].startswith("c"))
         else:
