@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from evobench.journal import pack_scores, unpack_scores
 from evobench.jsonio import dumps
 from evobench.task import TaskResult
 
@@ -89,19 +90,6 @@ def scope(problem, split: str, space_kind: str, space_options: dict[str, Any] | 
             "evobench": evobench.__version__, "torch": torch.__version__}
 
 
-def _pack(scores: np.ndarray) -> tuple[int, bytes]:
-    s = np.ascontiguousarray(scores, dtype="<f8")
-    if bool(((s == 0.0) | (s == 1.0)).all()) and not np.signbit(s).any():
-        return 1, np.packbits(s.astype(bool)).tobytes()
-    return 2, s.tobytes()
-
-
-def _unpack(mode: int, blob: bytes, n: int) -> np.ndarray:
-    if mode == 1:
-        return np.unpackbits(np.frombuffer(blob, dtype=np.uint8), count=n).astype(np.float64)
-    return np.frombuffer(blob, dtype="<f8").astype(np.float64)
-
-
 class EvalCache:
     """One cache file; :meth:`session` gives the per-run view that the runner uses."""
 
@@ -137,7 +125,7 @@ class EvalCache:
             return None
         value, mode, blob, desc = row
         meta = json.loads(value)
-        scores = _unpack(mode, blob, int(meta["n"]))
+        scores = unpack_scores(mode, blob, 1, int(meta["n"]))[0]
         descriptors = None if desc is None else np.frombuffer(desc, dtype="<f8").astype(np.float64)
         return TaskResult(scores=scores, metrics={k: float(v) for k, v in meta["metrics"].items()},
                           primary=float(meta["primary"]), descriptors=descriptors, n_forward=0)
@@ -145,7 +133,7 @@ class EvalCache:
     def put(self, key: bytes, r: TaskResult) -> None:
         if not all(math.isfinite(v) for v in [r.primary, *r.metrics.values()]):
             return  # strict JSON only; a non-finite metric is rare enough to rescore
-        mode, blob = _pack(r.scores)
+        mode, blob = pack_scores(np.asarray(r.scores).reshape(1, -1))
         desc = None if r.descriptors is None else np.ascontiguousarray(r.descriptors, dtype="<f8").tobytes()
         value = json.dumps({"primary": float(r.primary), "metrics": {k: float(v) for k, v in r.metrics.items()},
                             "n": int(np.asarray(r.scores).size)}, allow_nan=False)

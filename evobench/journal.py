@@ -76,9 +76,27 @@ def genes_checksum(x: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(x[:, ::step] if x.ndim == 2 else x))
 
 
-def _binary(s: np.ndarray) -> bool:
-    """Every score exactly +0.0 or 1.0 (bits then rebuild the same float64 values)."""
-    return bool(((s == 0.0) | (s == 1.0)).all()) and not np.signbit(s).any()
+def pack_scores(scores: np.ndarray) -> tuple[int, bytes]:
+    """Per-example scores ``(k, m)`` as (mode, bytes): mode 1 = one ``np.packbits`` row of ``ceil(m / 8)``
+    bytes per candidate, when every score is exactly +0.0 or 1.0 (the bits rebuild the same float64
+    values); mode 2 = little-endian float64. Shared by the journal and the evaluation cache."""
+    s = np.ascontiguousarray(scores, dtype="<f8")
+    if bool(((s == 0.0) | (s == 1.0)).all()) and not np.signbit(s).any():
+        return _BITS, np.packbits(s.astype(bool), axis=1).tobytes()
+    return _F64, s.tobytes()
+
+
+def unpack_scores(mode: int, blob: bytes, k: int, m: int) -> np.ndarray:
+    """The ``(k, m)`` float64 scores :func:`pack_scores` packed (ValueError for a blob of another size)."""
+    if mode == _BITS:
+        row = math.ceil(m / 8)
+        bits = np.frombuffer(blob, dtype=np.uint8)
+        if bits.size != k * row:
+            raise ValueError(f"packed scores: {bits.size} bytes, expected {k * row}")
+        return np.unpackbits(bits.reshape(k, row), axis=1, count=m).astype(np.float64)
+    if mode == _F64:
+        return np.frombuffer(blob, dtype="<f8").reshape(k, m).astype(np.float64)
+    raise ValueError(f"unknown score mode {mode}")
 
 
 @dataclass
@@ -102,14 +120,10 @@ def encode(ev: Evaluation, forward_examples: int, elapsed: float, checksum: int)
     m = d = 0
     mode = _NONE
     if ev.scores is not None:
-        s = np.ascontiguousarray(ev.scores, dtype="<f8").reshape(k, -1)
+        s = np.asarray(ev.scores).reshape(k, -1)
         m = s.shape[1]
-        if _binary(s):
-            mode = _BITS
-            parts.append(np.packbits(s.astype(bool), axis=1).tobytes())
-        else:
-            mode = _F64
-            parts.append(s.tobytes())
+        mode, blob = pack_scores(s)
+        parts.append(blob)
     if ev.descriptors is not None:
         desc = np.ascontiguousarray(ev.descriptors, dtype="<f8").reshape(k, -1)
         d = desc.shape[1]
@@ -138,12 +152,8 @@ def decode(payload: bytes) -> Batch:
 
     value = np.frombuffer(take(8 * k), dtype="<f8").astype(np.float64)
     scores = None
-    if mode == _BITS:
-        row = math.ceil(m / 8)
-        bits = np.frombuffer(take(k * row), dtype=np.uint8).reshape(k, row)
-        scores = np.unpackbits(bits, axis=1, count=m).astype(np.float64)
-    elif mode == _F64:
-        scores = np.frombuffer(take(8 * k * m), dtype="<f8").reshape(k, m).astype(np.float64)
+    if mode in (_BITS, _F64):
+        scores = unpack_scores(mode, take(k * math.ceil(m / 8) if mode == _BITS else 8 * k * m), k, m)
     elif mode != _NONE:
         raise ValueError(f"journal chunk has unknown score mode {mode}")
     desc = np.frombuffer(take(8 * k * d), dtype="<f8").reshape(k, d).astype(np.float64) if d else None
