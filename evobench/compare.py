@@ -289,12 +289,11 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
             first = seed == cfg.seeds[0]
             return first and pair.problem.name in comp.images, first and pair.problem.name in comp.answers
 
-        def start(pair: Pair, seed: int) -> None:
+        def start(pair: Pair, seed: int, described: dict[str, Any]) -> None:
             cls = BASELINES.get(pair.spec.name)
-            space = make_space(pair.space, pair.problem, seed, **cfg.spaces.get(pair.space, {}))
             tracker.start_run(f"{pair.spec.display}/{pair.problem.name}/seed{seed}", params={
                 "baseline": pair.spec.name, "baseline_config": _config_dump(cls, pair),
-                "task": pair.problem.name, "space": space.describe(), "budget": cfg.budget, "seed": seed},
+                "task": pair.problem.name, "space": described, "budget": cfg.budget, "seed": seed},
                 tags={"git_sha": sha, "seed": str(seed), **provenance[pair.problem.name]})
             note_tracking()
 
@@ -316,11 +315,12 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
             for j in todo:
                 pair, seed = jobs[j]
                 bar.set_description(f"{pair.problem.name} · {pair.spec.display} · seed {seed}")
-                start(pair, seed)
+                space = make_space(pair.space, pair.problem, seed, **cfg.spaces.get(pair.space, {}))
+                start(pair, seed, space.describe())
                 run_status = "FAILED"
                 try:
                     res, shown = execute_job(cfg, pair, seed, where, cache, provenance[pair.problem.name],
-                                             shows(pair, seed), on_step=bar.update)
+                                             shows(pair, seed), on_step=bar.update, space=space)
                     finish(j, res, shown)
                     run_status = "FINISHED"
                 except KeyboardInterrupt:
@@ -330,10 +330,15 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                     tracker.end_run(run_status)
         else:
             bar.set_description(f"{len(todo)} runs on {executor.describe()}")
+            described: dict[int, dict[str, Any]] = {}  # a space's description does not depend on the seed
             for j, res, shown in executor.run(cfg, [(j, pairs.index(jobs[j][0]), jobs[j][1], shows(*jobs[j]))
                                                     for j in todo], where, provenance):
                 pair, seed = jobs[j]
-                start(pair, seed)  # logged when the run comes back
+                key = pairs.index(pair)
+                if key not in described:
+                    described[key] = make_space(pair.space, pair.problem, seed,
+                                                **cfg.spaces.get(pair.space, {})).describe()
+                start(pair, seed, described[key])  # logged when the run comes back
                 run_status = "FAILED"
                 try:
                     finish(j, res, shown)
@@ -368,18 +373,20 @@ def _config_dump(cls, pair: Pair) -> dict[str, Any]:
 
 def execute_job(cfg: RunConfig, pair: Pair, seed: int, folder: Path | None, cache: EvalCache | None,
                 provenance: dict[str, str], show: tuple[bool, bool] = (False, False),
-                on_step=None, saving: bool | None = None) -> tuple[RunResult, dict[str, Any]]:
+                on_step=None, saving: bool | None = None, space=None) -> tuple[RunResult, dict[str, Any]]:
     """Run one (pair, seed) of a comparison where this is called (the driver, or a worker of an
     executor): its journal and work folder in the results folder ``folder`` (None: neither), the
     evaluation cache, and the first seed's shown images/answers (``show`` = (images, answers)).
     ``saving``: the run will be saved (keep its weights and, if configured, its search scores;
-    default: when there is a folder). Returns the run and what it showed."""
-    saving = folder is not None if saving is None else saving
+    default: when there is a folder). ``space``: the run's space when the caller already built it.
+    Returns the run and what it showed."""
     from evobench.spaces import make_space
 
+    saving = folder is not None if saving is None else saving
     cls = BASELINES.get(pair.spec.name)
     config = _config_dump(cls, pair)
-    space = make_space(pair.space, pair.problem, seed, **cfg.spaces.get(pair.space, {}))
+    if space is None:
+        space = make_space(pair.space, pair.problem, seed, **cfg.spaces.get(pair.space, {}))
     journal = None
     if folder is not None:
         journal = RunJournal(RunDir.journal_path(folder, pair.spec.display, pair.problem.name, seed), {
