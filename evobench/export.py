@@ -21,6 +21,7 @@ Recipe groups map to tensors as the ``ps`` space made them: ``*`` is every tenso
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -169,7 +170,7 @@ def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: s
     from evobench.merge.ops import iter_merged
     from evobench.merge.stream import SafetensorsWriter, open_weights, write_stream
     from evobench.registry import MERGE_OPS
-    from evobench.spaces.ps import _ARGUMENT, mask_seed
+    from evobench.spaces.ps import _ARGUMENT, mask_generators
 
     recipe, genome = _load_recipe(Path(recipe_path))
     op_name = recipe.get("merge_method")
@@ -187,7 +188,7 @@ def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: s
         except ValueError as e:
             raise ConfigError(f"merge: source {name!r}: {e}") from None
     extras = _model_files(models, sources)
-    takes_base = next(iter(__import__("inspect").signature(op).parameters)) == "base"
+    takes_base = next(iter(inspect.signature(op).parameters)) == "base"
     base_map = None
     if takes_base:
         if base is not None:
@@ -215,9 +216,8 @@ def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: s
     if unused:
         raise ConfigError(f"merge: recipe groups {unused[:3]} match no tensor of the sources")
     kw = {_ARGUMENT.get(k.name, k.name + "s"): {t: values[member[t]][k.name] for t in names} for k in knobs}
-    if "generator" in __import__("inspect").signature(op).parameters:
-        kw["generator"] = {t: [torch.Generator().manual_seed(mask_seed(merge_seed, t, j)) for j in range(len(files))]
-                           for t in names}
+    if "generator" in inspect.signature(op).parameters:
+        kw["generator"] = mask_generators(merge_seed, names, len(files))
     out = Path(out)
     if out.exists():
         raise ConfigError(f"merge: {str(out)!r} exists; give a new folder")

@@ -223,10 +223,9 @@ def merge_files(op: str, sources: Sequence[str | os.PathLike], out: str | os.Pat
                              f"{ref.entries[bad][1]}")
     fn = MERGE_OPS.get(op)
     if "generator" in inspect.signature(fn).parameters:
-        from evobench.spaces.ps import mask_seed
+        from evobench.spaces.ps import mask_generators
 
-        knobs["generator"] = {name: [torch.Generator().manual_seed(mask_seed(merge_seed, name, j))
-                                     for j in range(len(files))] for name in ref.entries}
+        knobs["generator"] = mask_generators(merge_seed, ref.entries, len(files))
     layout = [(name, dtype, shape) for name, (dtype, shape, _, _) in ref.entries.items()]
     return write_stream(SafetensorsWriter(out, layout, metadata), iter_merged(fn, base_file, files, **knobs))
 

@@ -38,6 +38,13 @@ def mask_seed(merge_seed: int, tensor: str, model: int) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
+def mask_generators(merge_seed: int, names, k: int, device=None) -> dict[str, list[torch.Generator]]:
+    """One generator per (tensor, model) for DARE's random drops, seeded by :func:`mask_seed`: a
+    recipe's masks depend only on the recipe, wherever it is merged (a candidate, ``evobench merge``)."""
+    return {name: [torch.Generator(device=device or "cpu").manual_seed(mask_seed(merge_seed, name, j)) for j in range(k)]
+            for name in names}
+
+
 def _groups(family, granularity: str) -> dict[str, list[str]]:
     """Group name -> tensor names sharing one set of knobs."""
     if granularity == "model":
@@ -114,8 +121,7 @@ class PSSpace(MergeSpace):
         kw = self.knob_kwargs(x)
         if self._takes_generator:
             device = next(iter(self.states[0].values())).device  # DARE draws on the tensors' device
-            kw["generator"] = {name: [torch.Generator(device=device).manual_seed(mask_seed(self.merge_seed, name, j))
-                                      for j in range(len(self.states))] for name in self.states[0]}
+            kw["generator"] = mask_generators(self.merge_seed, self.states[0], len(self.states), device)
         return merge_state_dicts(self.op, self.base if self._takes_base else None, self.states, **kw)
 
     def build(self, x: np.ndarray):
