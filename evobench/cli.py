@@ -1,4 +1,5 @@
-"""Command line: ``evobench run``, ``compare``, ``report``, ``eval``, ``check``, ``merge``, ``results diff``, ``sync``, ``list``.
+"""Command line: ``evobench run``, ``compare``, ``report``, ``eval``, ``check``, ``merge``, ``results diff``, ``sync``,
+``submit``, ``leaderboard build|verify`` (in :mod:`evobench.leaderboard.cli`), ``list``.
 
 Bad input (unknown names, invalid values, an unreachable tracking server) gives one line on stderr,
 ``evobench: error: ...``, and exit code 2.
@@ -151,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "its results folder (tracking/outbox.jsonl) while its MLflow server could not be reached. "
                         "Exit 0 when everything is delivered, 1 when the server is still unreachable.")
     sp.add_argument("folder", metavar="FOLDER", help="the comparison's results folder")
+    from evobench.leaderboard.cli import add_parsers as add_leaderboard_parsers
+
+    add_leaderboard_parsers(sub)
     lp = sub.add_parser("list", help="list tasks, baselines, merge ops, presets",
                         description="List registered tasks, baselines, merge ops and presets.")
     lp.add_argument("what", nargs="?", default="all", choices=["all", "tasks", "baselines", "merge-ops", "presets", "trackers"])
@@ -461,6 +465,10 @@ def main(argv: list[str] | None = None) -> int:
             return _results(args)
         if args.command == "merge":
             return _merge(args)
+        if args.command in ("submit", "leaderboard"):
+            from evobench.leaderboard.cli import run as leaderboard
+
+            return leaderboard(args)
         return _run(args)
     except (ConfigError, RegistryError, SpaceError, StartError) as e:
         print(f"evobench: error: {e}", file=sys.stderr)

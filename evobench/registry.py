@@ -78,6 +78,14 @@ class Registry(Generic[T]):
             self._entries[name] = obj
         return obj
 
+    def spec(self, name: str) -> str:
+        """The entry's ``"module:attr"`` without importing it (the object's own, once resolved)."""
+        self._load_entry_points()
+        if name not in self._entries:
+            raise RegistryError(self.unknown_message(name))
+        obj = self._entries[name]
+        return obj if isinstance(obj, str) else _spec_of(obj)
+
     def unknown_message(self, name: str) -> str:
         names = self.names()
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
