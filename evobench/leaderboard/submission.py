@@ -103,6 +103,17 @@ class Submission(_Strict):
             raise ValueError("every author is a non-empty name of at most 200 characters")
         return v
 
+    @field_validator("hyperparameters")
+    @classmethod
+    def _plain(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from evobench.jsonio import dumps
+
+        try:
+            dumps(v, indent=None)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"hyper-parameters must be plain JSON values ({e})") from None
+        return v
+
     @field_validator("tracks")
     @classmethod
     def _tracks(cls, v: list[str]) -> list[str]:
