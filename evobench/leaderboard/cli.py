@@ -174,12 +174,17 @@ def _verify(args: argparse.Namespace) -> int:
     sub = load_submission(sub_path)
     code = resolve_code(sub, sub_path.parent, str(sub_path))
     protocol = load_protocol(args.protocol)
-    problems = precheck(loaded, protocol, code)
+    problem = None
+    if loaded.result.track in protocol.tracks:
+        from evobench.leaderboard.submit import build_problem
+
+        problem = build_problem(protocol.track(loaded.result.track))
+    problems = precheck(loaded, protocol, code, problem)
     if problems:
         print(f"evobench: {args.result} cannot be verified: {'; '.join(problems)}", file=sys.stderr)
         return 1
     try:
-        seed, diff = verify_seed(loaded, sub, code, protocol, args.seed)
+        seed, diff = verify_seed(loaded, sub, code, protocol, args.seed, problem=problem)
     except ValueError as e:
         raise SubmissionError(str(e)) from None
     if diff:

@@ -12,7 +12,7 @@
                "errors"}],
      "environment": {"python", "platform", "packages", "git_sha"},
      "created": "2026-12-02T10:00:00Z",
-     "hashes": {"protocol", "data", "code", "results"}}
+     "hashes": {"protocol", "data", "models", "code", "results"}}
 
 ``hashes.results`` is the SHA-256 of the file's canonical JSON (sorted keys, no spaces) without
 that one field; ``hashes.protocol`` the SHA-256 of the track's protocol entry (:mod:`.protocol`). A
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evobench.jsonio import dumps, loads
 
@@ -48,6 +48,12 @@ class _Strict(BaseModel):
 class Curve(_Strict):
     evaluations: list[int]
     best_so_far: list[float | None]
+
+    @model_validator(mode="after")
+    def _aligned(self) -> Curve:
+        if len(self.evaluations) != len(self.best_so_far):
+            raise ValueError(f"{len(self.evaluations)} evaluations but {len(self.best_so_far)} best_so_far values")
+        return self
 
 
 class SeedRun(_Strict):
@@ -68,13 +74,13 @@ class SeedRun(_Strict):
 
 
 class MethodInfo(_Strict):
-    name: str
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     version: str
     authors: list[str]
     license: str
     code: dict[str, str]
     entry_point: str
-    url: str | None = None
+    url: str | None = Field(default=None, pattern=r"^https://[^\s\"'<>]+$")
     hyperparameters: dict[str, Any]
 
 
@@ -86,6 +92,7 @@ class ProtocolRef(_Strict):
 class Hashes(_Strict):
     protocol: str
     data: str
+    models: str  # SHA-256 over the task's source and base models' hashes
     code: str
     results: str
 

@@ -112,7 +112,19 @@ def run_track(sub: Submission, code: MethodCode, protocol: Protocol, track_name:
         "protocol": {"version": protocol.version, "alpha": protocol.alpha}, "runs": runs,
         "environment": environment(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "hashes": {"protocol": track_hash(protocol, track_name), "data": problem.task.data_hash(),
-                   "code": code.sha256, "results": ""}})
+                   "models": models_hash(problem), "code": code.sha256, "results": ""}})
+
+
+def models_hash(problem) -> str:
+    """SHA-256 over the hashes of the task's source and base models (models trained in code included:
+    a machine that trains them differently produces another hash)."""
+    import hashlib
+
+    from evobench.jsonio import dumps
+    from evobench.provenance import problem_provenance
+
+    prov = {k: v for k, v in problem_provenance(problem).items() if k.startswith("model")}
+    return hashlib.sha256(dumps(prov, indent=None, sort_keys=True).encode()).hexdigest()
 
 
 def write_result(results_dir: str | Path, data: dict[str, Any]) -> Path:

@@ -16,14 +16,15 @@ from evobench.jsonio import dumps, loads
 from evobench.leaderboard.protocol import Protocol, track_hash
 from evobench.leaderboard.results import LoadedResult
 from evobench.leaderboard.submission import MethodCode, Submission
-from evobench.leaderboard.submit import build_problem, run_seed
+from evobench.leaderboard.submit import build_problem, models_hash, run_seed
 
 COMPARED = ("test_score", "test_metrics", "test_scores", "example_ids", "best_search", "curve", "evaluations",
             "failed", "forward_examples", "recipe", "errors")
 
 
-def precheck(loaded: LoadedResult, protocol: Protocol, code: MethodCode) -> list[str]:
-    """Why the result cannot be reproduced as it stands (empty: it can be re-run)."""
+def precheck(loaded: LoadedResult, protocol: Protocol, code: MethodCode, problem=None) -> list[str]:
+    """Why the result cannot be reproduced as it stands (empty: it can be re-run). ``problem``: the
+    track's task as built here, whose data and models must be those of the result."""
     r, problems = loaded.result, []
     if loaded.tampered:
         problems.append("its content does not match its results hash (edited after evobench wrote it)")
@@ -35,6 +36,12 @@ def precheck(loaded: LoadedResult, protocol: Protocol, code: MethodCode) -> list
     if code.sha256 != r.hashes.code:
         problems.append(f"the method's code changed since ({code.source.name}: sha256 {code.sha256[:12]}…, "
                         f"the result names {r.hashes.code[:12]}…)")
+    if problem is not None:
+        if problem.task.data_hash() != r.hashes.data:
+            problems.append("the task's data differ from the result's (data hash)")
+        if models_hash(problem) != r.hashes.models:
+            problems.append("the task's models differ from the result's (models trained in code differently "
+                            "on this machine, or other source files)")
     return problems
 
 
@@ -49,7 +56,8 @@ def differences(stored: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
 
 
 def verify_seed(loaded: LoadedResult, sub: Submission, code: MethodCode, protocol: Protocol,
-                seed: int | None = None, work_root: str | Path | None = None) -> tuple[int, list[str]]:
+                seed: int | None = None, work_root: str | Path | None = None,
+                problem=None) -> tuple[int, list[str]]:
     """Re-run ``seed`` (default: the result's first) and return it with the differing fields."""
     r = loaded.result
     runs = {run.seed: run for run in r.runs}
@@ -57,5 +65,6 @@ def verify_seed(loaded: LoadedResult, sub: Submission, code: MethodCode, protoco
     if seed not in runs:
         raise ValueError(f"{loaded.path}: has no run with seed {seed} (seeds: {', '.join(map(str, runs))})")
     track = protocol.track(r.track)
-    fresh = run_seed(sub, code, r.track, track, build_problem(track), seed, work_root=work_root)
+    problem = problem if problem is not None else build_problem(track)
+    fresh = run_seed(sub, code, r.track, track, problem, seed, work_root=work_root)
     return seed, differences(runs[seed].model_dump(mode="json"), fresh)
