@@ -279,11 +279,30 @@ def build_config(preset: str | None = None, config_file: str | None = None, **ov
     preset_tasks = data.get("tasks")
     file_data = load_yaml(config_file) if config_file else {}
     data.update(file_data)
+    if isinstance(overrides.get("baselines"), str) and isinstance(data.get("baselines"), list):
+        overrides = {**overrides, "baselines": _pick_baselines(overrides["baselines"], data["baselines"])}
     data.update({k: v for k, v in overrides.items() if v is not None})
     if overrides.get("name") is None and "name" not in file_data and data.get("tasks") != preset_tasks:
         data.pop("name", None)
         data["name"] = _tasks_name(data.get("tasks"))
     return validate(data)
+
+
+def _pick_baselines(flag: str, entries: list) -> list | str:
+    """``--baselines a,b`` over a preset's or file's list: each name takes the entries it names there
+    (by label, else every entry of that baseline), with their configs; a name not there runs with
+    its defaults. ``all`` stays ``all``."""
+    if flag.strip() == "all":
+        return flag
+    picked: list = []
+    for name in (n.strip() for n in flag.split(",")):
+        if not name:
+            continue
+        by_label = [e for e in entries if isinstance(e, dict) and e.get("label") == name]
+        by_name = [e for e in entries if (e.get("name") if isinstance(e, dict) else e) == name
+                   and not (isinstance(e, dict) and e.get("label"))]
+        picked += by_label or by_name or [name]
+    return picked
 
 
 def _tasks_name(tasks: Any) -> str:

@@ -283,3 +283,13 @@ def test_more_invalid_values_name_the_field(data, needle):
 def test_config_file_that_is_a_directory(tmp_path):
     with pytest.raises(ConfigError, match="is not a file"):
         load_yaml(tmp_path)
+
+
+def test_baselines_flag_keeps_the_presets_configs_for_the_names_it_picks():
+    from evobench.config import build_config
+
+    cfg = build_config("ja-math-mini", baselines="cmaes-ps,m2n2")
+    assert [(b.name, b.config) for b in cfg.baselines] == [("cmaes-ps", {"popsize": 8, "sigma0": 0.3}), ("m2n2", {})]
+    cfg = build_config("ja-math-mini", baselines="ga,cmaes-dfs")
+    assert [(b.name, b.config) for b in cfg.baselines] == [("ga", {"pop_size": 10}), ("cmaes-dfs", {"popsize": 8})]
+    assert build_config("ja-math-mini", baselines="all").baselines is None

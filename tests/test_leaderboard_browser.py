@@ -143,3 +143,23 @@ def test_index_table_sorting_links_method_page_and_screenshot(browser, site, tmp
     browser.set_window_size(1280, browser.execute_script("return document.body.scrollHeight") + 120)
     browser.save_screenshot(str(shot.with_name("leaderboard-method.png")))
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def test_the_committed_site_renders_its_ranked_tables(browser, tmp_path):
+    """The site committed under leaderboard/site (the project's baselines on digits and ja-math-mini)."""
+    from evobench.leaderboard.protocol import load_protocol
+
+    board = Path(__file__).resolve().parent.parent / "leaderboard"
+    ranked = {r.result.track: set() for r in load_results(board / "results")}
+    for r in load_results(board / "results"):
+        ranked[r.result.track].add(r.result.method.name)
+    browser.get((board / "site" / "index.html").as_uri())
+    for track in load_protocol(board / "protocol.yaml").tracks:
+        rows = _rows(browser, f"board-{track}")
+        assert {row[1] for row in rows} == ranked[track]
+        ranks = [int(row[0]) for row in rows]
+        assert ranks[0] == 1 and ranks == sorted(ranks)
+    out = Path(os.environ.get("EVOBENCH_TEST_ARTIFACTS", tmp_path))
+    out.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(out / "leaderboard-committed.png"))
+    assert (out / "leaderboard-committed.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
