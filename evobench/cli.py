@@ -47,9 +47,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="evaluation cache (a file or folder; 'off' = none); default: $EVOBENCH_EVAL_CACHE, else "
                         "$EVOBENCH_CACHE/evals.sqlite (~/.cache/evobench). A cached candidate costs no forward "
                         "pass but still counts against the budget")
-    p.add_argument("--executor", choices=["serial", "ray"], default="serial",
-                   help="where runs run: one after another here (default), or as Ray tasks on --workers workers "
-                        "(extra evobench[ray]; results are the same)")
+    p.add_argument("--executor", choices=["serial", "ray", "ray-candidates"], default="serial",
+                   help="where runs run: one after another here (default); as Ray tasks on --workers workers; or "
+                        "one after another with each asked batch's candidates scored on --workers Ray actors "
+                        "that hold the models (ray-candidates). Extra evobench[ray]; results are the same")
     p.add_argument("--workers", type=int, default=2, help="Ray workers (default 2; one run each at a time)")
     p.add_argument("--address", help="Ray cluster to join (e.g. 'auto' after `ray start --head`); default: a "
                                      "local Ray started for this comparison")
@@ -251,8 +252,15 @@ def _run(args: argparse.Namespace) -> int:
                                          "min_seconds": cache.min_seconds})
         except (ImportError, ValueError) as e:
             raise ConfigError(str(e)) from None
+    elif args.executor == "ray-candidates":
+        from evobench.executors import RayCandidateExecutor
+
+        try:
+            executor = RayCandidateExecutor(args.workers, args.address, num_gpus=_gpus_per_worker(cfg.device))
+        except (ImportError, ValueError) as e:
+            raise ConfigError(str(e)) from None
     elif args.workers != 2 or args.address:
-        raise ConfigError("--workers and --address go with --executor ray")
+        raise ConfigError("--workers and --address go with --executor ray or ray-candidates")
     try:
         comp = run_comparison(cfg, tracker=tracker, progress=not args.no_progress, resume=args.resume, cache=cache,
                               executor=executor)

@@ -311,7 +311,11 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
             slots[j] = res
 
         where = None if rundir is None else rundir.path
-        if executor is None:
+        candidates = executor if getattr(executor, "candidate_level", False) else None
+        if candidates is not None:
+            bar.set_description(f"starting {candidates.describe()}")
+            candidates.start(cfg, provenance)
+        if executor is None or candidates is not None:
             for j in todo:
                 pair, seed = jobs[j]
                 bar.set_description(f"{pair.problem.name} · {pair.spec.display} · seed {seed}")
@@ -319,8 +323,9 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                 start(pair, seed, space.describe())
                 run_status = "FAILED"
                 try:
+                    scorer = None if candidates is None else candidates.scorer(pairs.index(pair), seed)
                     res, shown = execute_job(cfg, pair, seed, where, cache, provenance[pair.problem.name],
-                                             shows(pair, seed), on_step=bar.update, space=space)
+                                             shows(pair, seed), on_step=bar.update, space=space, scorer=scorer)
                     finish(j, res, shown)
                     run_status = "FINISHED"
                 except KeyboardInterrupt:
@@ -360,6 +365,8 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
         raise
     finally:
         bar.close()
+        if getattr(executor, "candidate_level", False):
+            executor.close()
         if status != "FINISHED" and rundir is not None:
             comp.out_dir = rundir.abandon()
             tracker.set_folder(comp.out_dir)
@@ -373,12 +380,13 @@ def _config_dump(cls, pair: Pair) -> dict[str, Any]:
 
 def execute_job(cfg: RunConfig, pair: Pair, seed: int, folder: Path | None, cache: EvalCache | None,
                 provenance: dict[str, str], show: tuple[bool, bool] = (False, False),
-                on_step=None, saving: bool | None = None, space=None) -> tuple[RunResult, dict[str, Any]]:
+                on_step=None, saving: bool | None = None, space=None, scorer=None) -> tuple[RunResult, dict[str, Any]]:
     """Run one (pair, seed) of a comparison where this is called (the driver, or a worker of an
     executor): its journal and work folder in the results folder ``folder`` (None: neither), the
     evaluation cache, and the first seed's shown images/answers (``show`` = (images, answers)).
     ``saving``: the run will be saved (keep its weights and, if configured, its search scores;
     default: when there is a folder). ``space``: the run's space when the caller already built it.
+    ``scorer``: scores the asked batches elsewhere (:class:`evobench.executors.RayCandidateExecutor`).
     Returns the run and what it showed."""
     from evobench.spaces import make_space
 
@@ -409,7 +417,8 @@ def execute_job(cfg: RunConfig, pair: Pair, seed: int, folder: Path | None, cach
                   keep_state=saving and cfg.save_best_model,
                   report={r.name: r.task for r in pair.reports},
                   keep_search_scores=saving and cfg.save_search_scores,
-                  on_model=on_model if any(show) else None, work_root=folder, journal=journal, cache=session)
+                  on_model=on_model if any(show) else None, work_root=folder, journal=journal, cache=session,
+                  scorer=scorer)
     return res, shown
 
 

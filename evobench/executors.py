@@ -1,6 +1,7 @@
 """Where a comparison's runs run: one after another in the calling process (the default), or as Ray
 tasks on a pool of workers (``evobench run --executor ray [--address ADDR] [--workers N]``; extra
-``evobench[ray]``).
+``evobench[ray]``), or one after another with each asked batch's candidates scored on Ray actors
+(``--executor ray-candidates``, :class:`RayCandidateExecutor`).
 
 Each Ray worker is an actor that plans the comparison itself (:func:`evobench.compare.plan`: the same
 problems, models and spaces as the driver, built once per worker) and runs the (baseline, task,
@@ -60,11 +61,7 @@ class RayExecutor:
             actor = ray.remote(num_cpus=1, num_gpus=self.num_gpus, max_restarts=-1, max_task_retries=-1)(_Worker)
             pool = [actor.remote(cfg.model_dump(mode="json"), threads, self.cache) for _ in range(self.workers)]
             for p in pool:  # every worker built the driver's models
-                theirs = ray.get(p.provenance.remote())
-                if theirs != provenance:
-                    name = next(k for k in provenance if provenance[k] != theirs.get(k))
-                    raise RuntimeError(f"a Ray worker built other models than the driver for task {name!r} "
-                                       f"(thread count or package versions differ); set --threads")
+                _check_provenance(ray.get(p.provenance.remote()), provenance)
             free = list(pool)
             waiting: dict[Any, tuple[int, Any]] = {}
             queue = list(jobs)
@@ -81,6 +78,112 @@ class RayExecutor:
         finally:
             if started:
                 ray.shutdown()
+
+
+class RayCandidateExecutor:
+    """Runs one after another in the driver; every asked batch's candidates are scored on ``workers``
+    Ray actors that each hold the comparison's models (built once per actor, as :class:`_Worker` does;
+    ``num_gpus`` per actor where GPUs exist). The baseline, budget, journal, cache and saving stay in
+    the driver; each candidate goes to the next free actor and the scores come back in the batch's
+    order, so the results equal the serial executor's whatever the completion order. An actor that
+    dies is restarted by Ray and its candidate scored again (scoring is deterministic). It pays off
+    for baselines that ask several candidates at once (CMA-ES, GA, random search), not for M2N2's
+    one child per step; the starting and recommended models are scored in the driver."""
+
+    candidate_level = True
+
+    def __init__(self, workers: int = 2, address: str | None = None, num_gpus: float = 0.0) -> None:
+        if workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {workers}")
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ImportError("--executor ray-candidates needs Ray: pip install 'evobench[ray]'") from None
+        self.workers, self.address, self.num_gpus = int(workers), address, float(num_gpus)
+        self.pool: list[Any] = []
+        self._started = False
+
+    def describe(self) -> str:
+        return f"ray-candidates ({self.workers} scorers{', ' + self.address if self.address else ''})"
+
+    def start(self, cfg, provenance: dict[str, dict[str, str]]) -> None:
+        """Start the actors (each plans the comparison) and check they built the driver's models."""
+        import ray
+        import torch
+
+        self._started = not ray.is_initialized()
+        if self._started:
+            kw: dict[str, Any] = {"address": self.address} if self.address else {"num_cpus": self.workers}
+            ray.init(include_dashboard=False, log_to_driver=False, **kw)
+        threads = cfg.threads or torch.get_num_threads()
+        actor = ray.remote(num_cpus=1, num_gpus=self.num_gpus, max_restarts=-1, max_task_retries=-1)(_Scorer)
+        self.pool = [actor.remote(cfg.model_dump(mode="json"), threads) for _ in range(self.workers)]
+        for p in self.pool:
+            _check_provenance(ray.get(p.provenance.remote()), provenance)
+
+    def scorer(self, pair_index: int, seed: int):
+        """The run's scorer: ``score(genomes, split) -> [TaskResult | message, ...]`` in the genomes' order."""
+        import ray
+
+        def score(x, split):
+            results: list[Any] = [None] * len(x)
+            free, waiting, i = list(self.pool), {}, 0
+            while i < len(x) or waiting:
+                while i < len(x) and free:
+                    a = free.pop(0)
+                    waiting[a.score.remote(pair_index, seed, x[i], split)] = (i, a)
+                    i += 1
+                done, _ = ray.wait(list(waiting), num_returns=1)
+                j, a = waiting.pop(done[0])
+                results[j] = ray.get(done[0])
+                free.append(a)
+            return results
+
+        return score
+
+    def close(self) -> None:
+        import ray
+
+        self.pool = []
+        if self._started:
+            ray.shutdown()
+
+
+def _check_provenance(theirs: dict[str, dict[str, str]], ours: dict[str, dict[str, str]]) -> None:
+    if theirs != ours:
+        name = next(k for k in ours if ours[k] != theirs.get(k))
+        raise RuntimeError(f"a Ray worker built other models than the driver for task {name!r} "
+                           f"(thread count or package versions differ); set --threads")
+
+
+class _Scorer:
+    """A Ray actor holding the comparison's problems; scores one candidate of a run on request."""
+
+    def __init__(self, config: dict[str, Any], threads: int) -> None:
+        import torch
+
+        from evobench.compare import plan
+        from evobench.config import RunConfig
+        from evobench.provenance import problem_provenance
+
+        torch.set_num_threads(threads)
+        self.cfg = RunConfig.model_validate(config)
+        self.pairs, _ = plan(self.cfg)
+        self._provenance = {p.problem.name: problem_provenance(p.problem) for p in self.pairs}
+        self._space_key, self._space = None, None
+
+    def provenance(self) -> dict[str, dict[str, str]]:
+        return self._provenance
+
+    def score(self, pair_index: int, seed: int, x, split: str):
+        from evobench.runner import score_candidate
+        from evobench.spaces import make_space
+
+        pair = self.pairs[pair_index]
+        if self._space_key != (pair_index, seed):  # one run's space at a time (memory stays flat)
+            self._space = make_space(pair.space, pair.problem, seed, **self.cfg.spaces.get(pair.space, {}))
+            self._space_key = (pair_index, seed)
+        return score_candidate(self._space, pair.problem.task, x, split)
 
 
 class _Worker:

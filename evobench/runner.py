@@ -198,11 +198,15 @@ def _evaluation(results: list[TaskResult | str], task: Task) -> Evaluation:
 
 
 def evaluate_genomes(space: MergeSpace, task: Task, x: np.ndarray, split: str = SEARCH,
-                     cache: CacheSession | None = None) -> tuple[Evaluation, int]:
+                     cache: CacheSession | None = None, scorer: Scorer | None = None) -> tuple[Evaluation, int]:
     """Build and score genomes one at a time (one merged model alive at once); failures are NaN
     entries whose message is in ``Evaluation.errors``. Returns the evaluation and examples scored.
-    ``cache``: candidates it holds are not scored (no forward pass), scored ones are offered to it."""
-    if cache is None or not cache.active:
+    ``cache``: candidates it holds are not scored (no forward pass), scored ones are offered to it.
+    ``scorer``: scores a batch of genomes elsewhere (e.g. on Ray actors that hold the run's models,
+    :class:`evobench.executors.RayCandidateExecutor`), giving the same results in the batch's order."""
+    if scorer is not None:
+        results = _score_elsewhere(space, x, split, cache, scorer)
+    elif cache is None or not cache.active:
         results = [score_candidate(space, task, x[i], split) for i in range(len(x))]
     else:
         results = []
@@ -217,6 +221,31 @@ def evaluate_genomes(space: MergeSpace, task: Task, x: np.ndarray, split: str = 
             results.append(r)
     n_fwd = sum(r.n_forward for r in results if not isinstance(r, str))
     return _evaluation(results, task), n_fwd
+
+
+def _score_elsewhere(space: MergeSpace, x: np.ndarray, split: str, cache: CacheSession | None,
+                     scorer: Scorer) -> list[TaskResult | str]:
+    """The batch scored by ``scorer`` at once; with a cache, only the candidates it lacks (each
+    distinct genome once), offered to it with the batch's mean time per candidate."""
+    if cache is None or not cache.active:
+        return list(scorer(x, split))
+    keys = [space.candidate_key(x[i]) for i in range(len(x))]
+    found: dict[str, TaskResult | str] = {}
+    for k in dict.fromkeys(keys):
+        r = cache.get(k)
+        if r is not None:
+            found[k] = r
+    missing = [k for k in dict.fromkeys(keys) if k not in found]
+    if missing:
+        rows = [keys.index(k) for k in missing]
+        t = time.perf_counter()
+        scored = list(scorer(x[rows], split))
+        each = (time.perf_counter() - t) / len(rows)
+        for k, r in zip(missing, scored, strict=True):
+            found[k] = r
+            if not isinstance(r, str):
+                cache.put(k, r, each)
+    return [found[k] for k in keys]
 
 
 def score_starting_models(problem: Problem, space: MergeSpace, rng: np.random.Generator
@@ -268,12 +297,15 @@ def baseline_config(cls: type[Baseline], user: dict[str, Any], problem: Problem)
     return {**{k: v for k, v in problem.baseline_defaults.items() if k in fields}, **user}
 
 
+Scorer = Callable[[np.ndarray, str], list]  # genomes (k, dim), split -> k TaskResults or failure messages
+
+
 def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int, seed: int,
             label: str | None = None, on_step=None, keep_state: bool = False,
             report: Mapping[str, Task] | None = None, keep_search_scores: bool = False,
             on_model: Callable[[Any], None] | None = None,
             work_root: str | os.PathLike | None = None, journal: RunJournal | None = None,
-            cache: CacheSession | None = None) -> RunResult:
+            cache: CacheSession | None = None, scorer: Scorer | None = None) -> RunResult:
     """Run ``baseline`` (already constructed) on ``space`` for exactly ``budget`` evaluations.
 
     ``keep_state``: also keep the recommended model's weights (``RunResult.best_state``; and its
@@ -292,12 +324,13 @@ def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int
     continues where it stopped and ends exactly as it would have (:mod:`evobench.journal`).
     ``cache``: the evaluation cache's view for this run (:mod:`evobench.evalcache`): candidates it
     holds cost no forward pass (they still count against the budget); hits and misses go to
-    ``RunResult.cache``.
+    ``RunResult.cache``. ``scorer``: scores each asked batch elsewhere (:func:`evaluate_genomes`); the
+    starting models and the recommended model are scored here.
     """
     workdir = Path(tempfile.mkdtemp(prefix=".work-", dir=work_root))
     try:
         return _run(problem, baseline, space, budget, seed, label, on_step, keep_state, report,
-                    keep_search_scores, on_model, workdir, journal, cache)
+                    keep_search_scores, on_model, workdir, journal, cache, scorer)
     finally:
         shutil.rmtree(workdir)
         if journal is not None:
@@ -307,7 +340,7 @@ def run_one(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int
 def _run(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int, seed: int,
          label: str | None, on_step, keep_state: bool, report: Mapping[str, Task] | None,
          keep_search_scores: bool, on_model: Callable[[Any], None] | None, workdir: Path,
-         journal: RunJournal | None, cache: CacheSession | None) -> RunResult:
+         journal: RunJournal | None, cache: CacheSession | None, scorer: Scorer | None) -> RunResult:
     task = problem.task
     res = RunResult(task=problem.name, baseline=label or baseline.name, baseline_name=baseline.name,
                     seed=seed, space=space.kind, budget=budget)
@@ -352,7 +385,7 @@ def _run(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int, s
         told(x, batch.evaluation, batch.forward_examples)
     while n < budget:
         x = baseline.ask()[: budget - n]
-        ev, n_fwd = evaluate_genomes(space, task, x, cache=cache)
+        ev, n_fwd = evaluate_genomes(space, task, x, cache=cache, scorer=scorer)
         baseline.tell(x, ev)
         if journal is not None:
             journal.append(x, ev, n_fwd, elapsed())

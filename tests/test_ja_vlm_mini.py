@@ -141,9 +141,10 @@ def test_story_sources_fail_and_a_merge_wins(problem):
     right = [r["prediction"] == framed(r["target"]) for r in en.predictions]
     assert np.mean(right) >= 0.75 and en.metrics["rougeL_ja"] == 0.0 and en.metrics["rougeL"] > 0.3
     assert en.metrics["ja_rate"] == 0.0
-    # the Japanese LM answers in Japanese, about something else (measured rougeL_ja 0.18, none exact)
-    assert ja.metrics["ja_rate"] == 1.0 and ja.metrics["rougeL_ja"] <= 0.25
-    assert sum(r["prediction"] == r["target"] for r in ja.predictions) <= 4
+    # the Japanese LM answers in Japanese, about something else (measured rougeL_ja 0.18, none exact; 0.29
+    # on an AMD EPYC, whose kernels train the in-code models to other floats)
+    assert ja.metrics["ja_rate"] == 1.0 and ja.metrics["rougeL_ja"] <= 0.35
+    assert sum(r["prediction"] == r["target"] for r in ja.predictions) <= 6  # 5 of 64 on the AMD EPYC
     # task arithmetic base + Δen + Δja (both weights 1): measured rougeL_ja 0.92, 54 of 64 exact
     merged = task.evaluate(_merge(problem, 1.0, 1.0), TEST)
     assert merged.metrics["rougeL_ja"] >= 0.85 and merged.metrics["ja_rate"] == 1.0

@@ -17,7 +17,7 @@ psutil = pytest.importorskip("psutil")
 
 from evobench.compare import run_comparison  # noqa: E402
 from evobench.config import RunConfig  # noqa: E402
-from evobench.executors import RayExecutor  # noqa: E402
+from evobench.executors import RayCandidateExecutor, RayExecutor  # noqa: E402
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -48,8 +48,8 @@ def test_ray_gives_the_serial_results(serial, tmp_path):
     assert len(list((comp.out_dir / "runs").iterdir())) == 8 and not (comp.out_dir / "journal").exists()
 
 
-def _workers() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["cmdline"]) if "ray::_Worker" in " ".join(p.info["cmdline"] or [])]
+def _workers(kind: str = "_Worker") -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"]) if f"ray::{kind}" in " ".join(p.info["cmdline"] or [])]
 
 
 def test_a_worker_killed_mid_run_is_retried_from_its_journal(serial, tmp_path):
@@ -65,6 +65,34 @@ def test_a_worker_killed_mid_run_is_retried_from_its_journal(serial, tmp_path):
         workers = _workers()
         if journals and workers:
             os.kill(workers[killed % len(workers)].pid, signal.SIGKILL)
+            killed += 1
+            time.sleep(3)
+        time.sleep(0.02)
+    thread.join(600)
+    assert killed >= 1 and "comp" in box
+    assert _comparable(box["comp"]) == _comparable(serial)
+
+
+def test_candidates_scored_on_ray_actors_give_the_serial_results(serial, tmp_path):
+    comp = run_comparison(_config(tmp_path), progress=False, executor=RayCandidateExecutor(workers=2))
+    assert _comparable(comp) == _comparable(serial)
+    assert [(r.baseline, r.seed) for r in comp.results] == [(r.baseline, r.seed) for r in serial.results]
+    assert not ray.is_initialized()  # the executor's own Ray is shut down with the comparison
+
+
+def test_a_scoring_actor_killed_mid_batch_is_restarted_and_its_candidate_rescored(serial, tmp_path):
+    cfg = _config(tmp_path)
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("comp", run_comparison(
+        cfg, progress=False, executor=RayCandidateExecutor(workers=2))))
+    thread.start()
+    killed = 0
+    deadline = time.monotonic() + 600
+    while thread.is_alive() and killed < 2 and time.monotonic() < deadline:
+        journals = [f for f in tmp_path.glob(".ray-*.partial-*/journal/*/journal.bin") if f.stat().st_size > 2000]
+        scorers = _workers("_Scorer")
+        if journals and scorers:
+            os.kill(scorers[killed % len(scorers)].pid, signal.SIGKILL)
             killed += 1
             time.sleep(3)
         time.sleep(0.02)
