@@ -28,19 +28,35 @@ from pathlib import Path
 from typing import Any
 
 
+def _settings(name: str, workers: int, address: str | None, num_gpus: float) -> tuple[int, str | None, float]:
+    """Checked executor settings (``--executor NAME``); Ray must be installed."""
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise ImportError(f"--executor {name} needs Ray: pip install 'evobench[ray]'") from None
+    return int(workers), address, float(num_gpus)
+
+
+def _init_ray(address: str | None, workers: int) -> bool:
+    """Start a local Ray (or join ``address``) unless one is running; whether this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kw: dict[str, Any] = {"address": address} if address else {"num_cpus": workers}
+    ray.init(include_dashboard=False, log_to_driver=False, **kw)
+    return True
+
+
 class RayExecutor:
     """Runs of a comparison as Ray actor calls on ``workers`` workers (``address``: an existing
     cluster, e.g. ``ray start --head`` then ``auto`` or ``ray://host:10001``; None starts a local Ray)."""
 
     def __init__(self, workers: int = 2, address: str | None = None, num_gpus: float = 0.0,
                  cache: dict[str, Any] | None = None) -> None:
-        if workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {workers}")
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise ImportError("--executor ray needs Ray: pip install 'evobench[ray]'") from None
-        self.workers, self.address, self.num_gpus = int(workers), address, float(num_gpus)
+        self.workers, self.address, self.num_gpus = _settings("ray", workers, address, num_gpus)
         self.cache = cache  # EvalCache settings for the workers: {"path", "max_bytes", "min_seconds"}
 
     def describe(self) -> str:
@@ -52,10 +68,7 @@ class RayExecutor:
         import ray
         import torch
 
-        started = not ray.is_initialized()
-        if started:
-            kw: dict[str, Any] = {"address": self.address} if self.address else {"num_cpus": self.workers}
-            ray.init(include_dashboard=False, log_to_driver=False, **kw)
+        started = _init_ray(self.address, self.workers)
         try:
             threads = cfg.threads or torch.get_num_threads()
             actor = ray.remote(num_cpus=1, num_gpus=self.num_gpus, max_restarts=-1, max_task_retries=-1)(_Worker)
@@ -93,13 +106,7 @@ class RayCandidateExecutor:
     candidate_level = True
 
     def __init__(self, workers: int = 2, address: str | None = None, num_gpus: float = 0.0) -> None:
-        if workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {workers}")
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise ImportError("--executor ray-candidates needs Ray: pip install 'evobench[ray]'") from None
-        self.workers, self.address, self.num_gpus = int(workers), address, float(num_gpus)
+        self.workers, self.address, self.num_gpus = _settings("ray-candidates", workers, address, num_gpus)
         self.pool: list[Any] = []
         self._started = False
 
@@ -111,10 +118,7 @@ class RayCandidateExecutor:
         import ray
         import torch
 
-        self._started = not ray.is_initialized()
-        if self._started:
-            kw: dict[str, Any] = {"address": self.address} if self.address else {"num_cpus": self.workers}
-            ray.init(include_dashboard=False, log_to_driver=False, **kw)
+        self._started = _init_ray(self.address, self.workers)
         threads = cfg.threads or torch.get_num_threads()
         actor = ray.remote(num_cpus=1, num_gpus=self.num_gpus, max_restarts=-1, max_task_retries=-1)(_Scorer)
         self.pool = [actor.remote(cfg.model_dump(mode="json"), threads) for _ in range(self.workers)]

@@ -52,25 +52,31 @@ def _workers(kind: str = "_Worker") -> list[psutil.Process]:
     return [p for p in psutil.process_iter(["cmdline"]) if f"ray::{kind}" in " ".join(p.info["cmdline"] or [])]
 
 
-def test_a_worker_killed_mid_run_is_retried_from_its_journal(serial, tmp_path):
-    cfg = _config(tmp_path)
+def _kill_during_comparison(cfg, executor, kind: str):
+    """Run the comparison in a thread and SIGKILL a ``ray::{kind}`` actor (at most twice) once a run's
+    journal holds some evaluations; returns the finished comparison and how many were killed."""
     box = {}
     thread = threading.Thread(target=lambda: box.setdefault("comp", run_comparison(
-        cfg, progress=False, executor=RayExecutor(workers=2))))
+        cfg, progress=False, executor=executor)))
     thread.start()
     killed = 0
     deadline = time.monotonic() + 600
     while thread.is_alive() and killed < 2 and time.monotonic() < deadline:
-        journals = [f for f in tmp_path.glob(".ray-*.partial-*/journal/*/journal.bin") if f.stat().st_size > 2000]
-        workers = _workers()
-        if journals and workers:
-            os.kill(workers[killed % len(workers)].pid, signal.SIGKILL)
+        journals = [f for f in Path(cfg.out).glob(".ray-*.partial-*/journal/*/journal.bin") if f.stat().st_size > 2000]
+        actors = _workers(kind)
+        if journals and actors:
+            os.kill(actors[killed % len(actors)].pid, signal.SIGKILL)
             killed += 1
             time.sleep(3)
         time.sleep(0.02)
     thread.join(600)
-    assert killed >= 1 and "comp" in box
-    assert _comparable(box["comp"]) == _comparable(serial)
+    return box.get("comp"), killed
+
+
+def test_a_worker_killed_mid_run_is_retried_from_its_journal(serial, tmp_path):
+    comp, killed = _kill_during_comparison(_config(tmp_path), RayExecutor(workers=2), "_Worker")
+    assert killed >= 1 and comp is not None
+    assert _comparable(comp) == _comparable(serial)
 
 
 def test_candidates_scored_on_ray_actors_give_the_serial_results(serial, tmp_path):
@@ -81,24 +87,9 @@ def test_candidates_scored_on_ray_actors_give_the_serial_results(serial, tmp_pat
 
 
 def test_a_scoring_actor_killed_mid_batch_is_restarted_and_its_candidate_rescored(serial, tmp_path):
-    cfg = _config(tmp_path)
-    box = {}
-    thread = threading.Thread(target=lambda: box.setdefault("comp", run_comparison(
-        cfg, progress=False, executor=RayCandidateExecutor(workers=2))))
-    thread.start()
-    killed = 0
-    deadline = time.monotonic() + 600
-    while thread.is_alive() and killed < 2 and time.monotonic() < deadline:
-        journals = [f for f in tmp_path.glob(".ray-*.partial-*/journal/*/journal.bin") if f.stat().st_size > 2000]
-        scorers = _workers("_Scorer")
-        if journals and scorers:
-            os.kill(scorers[killed % len(scorers)].pid, signal.SIGKILL)
-            killed += 1
-            time.sleep(3)
-        time.sleep(0.02)
-    thread.join(600)
-    assert killed >= 1 and "comp" in box
-    assert _comparable(box["comp"]) == _comparable(serial)
+    comp, killed = _kill_during_comparison(_config(tmp_path), RayCandidateExecutor(workers=2), "_Scorer")
+    assert killed >= 1 and comp is not None
+    assert _comparable(comp) == _comparable(serial)
 
 
 def test_bad_executor_settings_are_one_line_errors(tmp_path, capsys):
