@@ -24,6 +24,19 @@ def git_sha() -> str:
     return sha + ("-dirty" if dirty else "")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``, else ``platform.processor()``; '' if unknown): models
+    trained in code depend on the CPU's math kernels, so results record it."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for p in PACKAGES:

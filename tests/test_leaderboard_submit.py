@@ -274,3 +274,22 @@ def test_a_confined_method_gives_exactly_the_in_process_results(task, baseline, 
     assert np.array_equal(np.array(remote["test_scores"]), local.test_scores)
     assert remote["curve"]["best_so_far"][-1] == local.best_curve()[1][-1]
     assert remote["evaluations"] == budget and remote["failed"] == local.failed == 0
+
+
+def test_verify_names_the_cpu_when_the_tasks_models_differ(tmp_path, capsys):
+    from evobench.provenance import cpu_model
+
+    proto = _protocol(tmp_path)
+    sub = _file_submission(tmp_path)
+    assert _submit(tmp_path, sub, proto) == 0
+    path = tmp_path / "results" / "sampler" / "digits.json"
+    data = json.loads(path.read_text())
+    assert data["environment"]["cpu"] == cpu_model()
+    data["hashes"]["models"] = "0" * 64  # as if trained elsewhere, to other floats
+    data["environment"]["cpu"] = "Some Other CPU"
+    path.write_text(json.dumps(seal(data)))
+    capsys.readouterr()
+    assert main(["leaderboard", "verify", str(path), "--submissions", str(sub.parent), "--protocol", str(proto)]) == 1
+    err = capsys.readouterr().err
+    assert "the task's models differ from the result's" in err
+    assert f"trained on Some Other CPU, this machine is {cpu_model()}" in err

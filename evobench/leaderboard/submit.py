@@ -85,10 +85,10 @@ def method_info(sub: Submission) -> dict[str, Any]:
 
 
 def environment() -> dict[str, Any]:
-    from evobench.provenance import git_sha, package_versions
+    from evobench.provenance import cpu_model, git_sha, package_versions
 
     return {"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine(),
-            "packages": package_versions(), "git_sha": git_sha()}
+            "cpu": cpu_model(), "packages": package_versions(), "git_sha": git_sha()}
 
 
 def run_track(sub: Submission, code: MethodCode, protocol: Protocol, track_name: str,

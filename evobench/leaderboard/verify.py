@@ -40,8 +40,12 @@ def precheck(loaded: LoadedResult, protocol: Protocol, code: MethodCode, problem
         if problem.task.data_hash() != r.hashes.data:
             problems.append("the task's data differ from the result's (data hash)")
         if models_hash(problem) != r.hashes.models:
-            problems.append("the task's models differ from the result's (models trained in code differently "
-                            "on this machine, or other source files)")
+            from evobench.provenance import cpu_model
+
+            theirs, ours = r.environment.get("cpu") or "an unrecorded CPU", cpu_model() or "an unknown CPU"
+            problems.append("the task's models differ from the result's (models trained in code depend on the "
+                            f"CPU's kernels: the result's were trained on {theirs}, this machine is {ours}; or "
+                            "other source files)")
     return problems
 
 
