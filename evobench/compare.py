@@ -273,11 +273,13 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                 comp.answers[pair.problem.name] = source_answers(pair.problem)
         jobs = [(pair, seed) for pair in pairs for seed in cfg.seeds]
         slots: dict[int, RunResult] = {}  # by job index: comp.results keeps the plan's order
-        todo = []
+        todo, relog = [], []
         for j, (pair, seed) in enumerate(jobs):
             key = (pair.problem.name, pair.spec.display, seed)
             if key in done:  # finished before the interruption: kept as saved (and as logged)
                 res = slots[j] = done.pop(key)
+                if _run_name(pair, seed) == tracker.killed_on_resume:
+                    relog.append(j)  # killed after it was saved, before its tracker run was ended
                 if seed == cfg.seeds[0]:
                     _show_saved(comp, rundir, res, pair,
                                 make_space(pair.space, pair.problem, seed, **cfg.spaces.get(pair.space, {})))
@@ -291,7 +293,7 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
 
         def start(pair: Pair, seed: int, described: dict[str, Any]) -> None:
             cls = BASELINES.get(pair.spec.name)
-            tracker.start_run(f"{pair.spec.display}/{pair.problem.name}/seed{seed}", params={
+            tracker.start_run(_run_name(pair, seed), params={
                 "baseline": pair.spec.name, "baseline_config": _config_dump(cls, pair),
                 "task": pair.problem.name, "space": described, "budget": cfg.budget, "seed": seed},
                 tags={"git_sha": sha, "seed": str(seed), **provenance[pair.problem.name]})
@@ -310,6 +312,11 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
             res.drop_results()  # saved; memory must not grow with the number of runs
             slots[j] = res
 
+        for j in relog:  # its saved record, logged again as a finished run (the killed one stays KILLED)
+            pair, seed = jobs[j]
+            start(pair, seed, make_space(pair.space, pair.problem, seed, **cfg.spaces.get(pair.space, {})).describe())
+            _log_run(tracker, slots[j])
+            tracker.end_run("FINISHED")
         where = None if rundir is None else rundir.path
         candidates = executor if getattr(executor, "candidate_level", False) else None
         if candidates is not None:
@@ -372,6 +379,11 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
             tracker.set_folder(comp.out_dir)
         tracker.end_comparison(status)
     return comp
+
+
+def _run_name(pair: Pair, seed: int) -> str:
+    """The tracker's name of a run of the comparison."""
+    return f"{pair.spec.display}/{pair.problem.name}/seed{seed}"
 
 
 def _config_dump(cls, pair: Pair) -> dict[str, Any]:

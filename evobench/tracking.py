@@ -149,10 +149,14 @@ class Tracker:
         """The results folder of the open comparison (where a tracker may keep what it could not
         deliver yet); called again when the folder gets its final name."""
 
+    # the name of the nested run that resume_comparison ended KILLED (None: none was still running)
+    killed_on_resume: str | None = None
+
     def resume_comparison(self, ids: Mapping[str, Any]) -> bool:
         """Reopen the comparison recorded by :meth:`ids` (its nested run that was in progress is ended
-        ``KILLED``: the resumed run is logged as a new nested run). False when this tracker cannot
-        (another store, a deleted run): the caller then starts a new comparison."""
+        ``KILLED``, its name kept in ``killed_on_resume``: the resumed run is logged as a new nested
+        run). False when this tracker cannot (another store, a deleted run): the caller then starts a
+        new comparison."""
         return False
 
     def log_curve(self, key: str, steps: Sequence[int], values: Sequence[float]) -> None:
@@ -311,8 +315,10 @@ class MLflowTracker(Tracker):
         stale = ids.get("run_id")
         if stale:
             try:
-                if self.client.get_run(stale).info.status == "RUNNING":
+                info = self.client.get_run(stale).info
+                if info.status == "RUNNING":
                     self._terminate(stale, "KILLED", announce=False)
+                    self.killed_on_resume = info.run_name
             except MlflowException:
                 pass  # gone: nothing to end
         self.client.update_run(parent.info.run_id, status="RUNNING")
