@@ -194,6 +194,4 @@ def remote_baseline(process: MethodProcess, hello: dict[str, Any]) -> RemoteBase
     cls = type("Submitted", (RemoteBaseline,), {
         "name": str(hello["name"] or process.name), "spaces": tuple(hello["spaces"]), "needs": tuple(hello["needs"]),
         "space_needs": {k: tuple(v) for k, v in hello["space_needs"].items()}})
-    b = cls(process)
-    b.config_dump = hello["config"]
-    return b
+    return cls(process)

@@ -75,7 +75,7 @@ def run_seed(sub: Submission, code: MethodCode, track_name: str, track: Track, p
         "curve": {"evaluations": [int(s) for s in steps], "best_so_far": best},
         "evaluations": res.evaluations, "failed": res.failed, "forward_examples": res.forward_examples,
         "wall_time_s": round(res.wall_time, 3), "method_time_s": round(method_time, 3), "space": kind,
-        "recipe": res.recipe, "errors": list(res.errors), "config": hello["config"]})
+        "recipe": res.recipe, "errors": list(res.errors)})
 
 
 def method_info(sub: Submission) -> dict[str, Any]:
@@ -104,8 +104,6 @@ def run_track(sub: Submission, code: MethodCode, protocol: Protocol, track_name:
         if on_seed is not None:
             on_seed(seed, run)
     spaces = sorted({r.pop("space") for r in runs})
-    for r in runs:
-        r.pop("config")
     return seal({
         "format": FORMAT, "method": method_info(sub), "track": track_name, "task": problem.name,
         "space": spaces[0], "budget": track.budget, "seeds": list(track.seeds),

@@ -91,8 +91,7 @@ class Worker:
         config = {**{k: v for k, v in (h.get("defaults") or {}).items() if k in fields}, **(h.get("config") or {})}
         self.method = cls(config)
         return {"name": cls.name, "spaces": list(cls.spaces), "needs": list(cls.needs),
-                "space_needs": {k: list(v) for k, v in cls.space_needs.items()},
-                "config": self.method.config.model_dump(mode="json")}, {}
+                "space_needs": {k: list(v) for k, v in cls.space_needs.items()}}, {}
 
     def setup(self, h, a):
         space = ShadowSpace(h["kind"], h["dim"], a["lower"], a["upper"], h["dtype"], h["segments"])
