@@ -125,15 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--out", default="evobench-results", help="where the scored results go")
     _add_gate_args(ck)
     _add_tracking_args(ck)
-    mp = sub.add_parser("merge", help="write a merged checkpoint from a ps recipe (streamed, atomic)",
-                        description="Write OUT/model.safetensors and OUT/recipe.json (knob values, input and output "
-                        "hashes) from a parameter-space recipe: a run folder (exact: from its best_genome.npy) or "
-                        "a recipe JSON (knobs rounded to 6 decimals). Merged tensor by tensor from the source files.")
+    mp = sub.add_parser("merge", help="write a merged checkpoint from a ps, dfs or ps+dfs recipe (streamed, atomic)",
+                        description="Write OUT/model.safetensors and OUT/recipe.json (knob values or layer path, input "
+                        "and output hashes) from a recipe: a run folder (exact: from its best_genome.npy) or a recipe "
+                        "JSON (knobs and scales rounded to 6 decimals). Merged tensor by tensor from the source files. "
+                        "A layer path (dfs, ps+dfs) becomes a plain model of one block per step, its scales folded into "
+                        "the weights (digits residual MLPs; Llama, Mistral, Qwen2, Qwen3 decoders).")
     mp.add_argument("recipe", metavar="RECIPE", help="a run folder (runs/NNN-.../), run.json, best_recipe.json or recipe")
     mp.add_argument("--sources", required=True, metavar="NAME=FILE,...",
-                    help="each source model of the recipe, by its name in the recipe, as .safetensors")
+                    help="each source model of the recipe, by its name in the recipe, as .safetensors or a model "
+                    "folder (a language model's layer path needs folders: their config.json names the architecture)")
     mp.add_argument("--base", metavar="FILE", help="the base model the recipe was searched with (.safetensors)")
-    mp.add_argument("--merge-seed", type=int, help="DARE masks' seed (default: the run's ps merge_seed, else 0)")
+    mp.add_argument("--merge-seed", type=int, help="DARE masks' seed (default: the run's merge_seed space option, else its seed; 0 for a recipe file)")
     mp.add_argument("--out", required=True, metavar="DIR", help="the checkpoint folder to create")
     res = sub.add_parser("results", help="compare stored results: `evobench results diff REFERENCE CANDIDATE`",
                          description="Work with stored results.")
@@ -357,8 +360,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from evobench.export import merge_recipe
 
     sources = {}
@@ -367,16 +368,7 @@ def _merge(args: argparse.Namespace) -> int:
         if not sep or not name.strip() or not path.strip():
             raise ConfigError(f"--sources: {item!r} is not NAME=FILE")
         sources[name.strip()] = path.strip()
-    seed = args.merge_seed
-    if seed is None:
-        config = Path(args.recipe) / ".." / ".." / "config.json"
-        seed = 0
-        if Path(args.recipe).is_dir() and config.is_file():
-            import json
-
-            spaces = (json.loads(config.read_text(encoding="utf-8")).get("config") or {}).get("spaces") or {}
-            seed = int((spaces.get("ps") or {}).get("merge_seed", 0))
-    out = merge_recipe(args.recipe, sources, args.out, base=args.base, merge_seed=seed)
+    out = merge_recipe(args.recipe, sources, args.out, base=args.base, merge_seed=args.merge_seed)
     print(f"merged checkpoint: {out}/model.safetensors (recipe and hashes: {out}/recipe.json)")
     return 0
 

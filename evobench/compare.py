@@ -307,6 +307,8 @@ def run_comparison(cfg: RunConfig, tracker: Tracker | None = None, progress: boo
                 add_answers(comp.answers[pair.problem.name], pair.spec.display, shown["answers"])
             if rundir is not None:
                 _save_run(rundir, res, provenance[pair.problem.name], pair, cfg.export_best)
+                if res.unsaved and cfg.export_best:
+                    comp.warnings.append(f"{res.baseline} on {pair.problem.name}, seed {seed}: {res.unsaved}")
                 rundir.drop_journal(pair.spec.display, pair.problem.name, seed)
             _log_run(tracker, res)
             res.drop_results()  # saved; memory must not grow with the number of runs

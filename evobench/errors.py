@@ -18,6 +18,10 @@ class NonFiniteError(CandidateError, FloatingPointError):
     """The candidate's weights or outputs are NaN or infinite."""
 
 
+class FoldError(ValueError):
+    """A layer path cannot be written as a plain checkpoint (:mod:`evobench.merge.fold`; one line, says why)."""
+
+
 class StartError(RuntimeError):
     """The starting models of a problem cannot be built or scored: the run cannot start."""
 

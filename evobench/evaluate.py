@@ -3,7 +3,8 @@
 A model is named the way a task can take it:
 
 * a ``.safetensors`` file (e.g. a run's ``best_model.safetensors``): a state dict of the task's own
-  model family, built by that family (for tasks such as digits, whose factory brings its models);
+  model family, built by that family (for tasks such as digits, whose factory brings its models), or
+  of the same family with another number of blocks (a layer path written as a plain model);
 * anything else (a hub id, a local model directory, a ``.gguf`` file, a diffusers pipeline folder):
   handed to task factories that take ``models=[...]`` (the language-model and image tasks), which load it.
 
@@ -105,12 +106,13 @@ def load_model_for(task_name: str, model: str, device: str = "auto", batch_size:
         pool = problem.pool
         like = pool.sources[0][1] if pool.sources else pool.sampler(np.random.default_rng(0)) if pool.sampler else None
         try:
-            pool.family.check_state(state, f"model {model!r}", like=like, strict=True)
+            family = pool.family.for_state(state)  # a layer path written as a plain model: its own depth
+            family.check_state(state, f"model {model!r}", like=like, strict=True)
         except ValueError as e:
             if "NaN" in str(e):
                 raise ConfigError(str(e)) from None
             raise ConfigError(f"{e} (it is not a {problem.pool.family.name!r} model of task {task_name!r})") from None
-        return problem, problem.pool.family.build(state)
+        return problem, family.build(state)
     if not factory_accepts(factory, "models"):
         raise ConfigError(f"task {task_name!r} brings its own models; give it a .safetensors state dict of its "
                           f"model family (e.g. a run's best_model.safetensors), not {model!r}")

@@ -1,4 +1,4 @@
-"""`evobench merge`: write a merged checkpoint from a parameter-space (``ps``) recipe, streamed.
+"""`evobench merge`: write a merged checkpoint from a ``ps``, ``dfs`` or ``ps+dfs`` recipe, streamed.
 
 The recipe comes from a run of a comparison (its folder under ``runs/``: the exact knob values are
 rebuilt from its ``best_genome.npy``, so the checkpoint is bit for bit the model the run recommended)
@@ -12,6 +12,13 @@ refused), so the output folder loads with ``from_pretrained``. The merge runs te
 (:func:`evobench.merge.stream.merge_files`); the output folder holds ``model.safetensors`` and
 ``recipe.json`` (the recipe, the exact knob values per group, and the SHA-256 of every input file and
 of the output) and appears whole or not at all (written as a temporary folder, then renamed).
+
+A layer path (``dfs``; ``ps+dfs`` merges A' first, into the temporary folder, then routes through
+``[A', sources...]``) is written as the plain model of one block per step that
+:mod:`evobench.merge.fold` folds it into, its rule found from the sources: a causal LM's
+``config.json`` (written to the output with ``num_hidden_layers`` = the path's length), or the
+digits residual MLP's tensor names. ``recipe.json`` then holds the exact path, its scales and the
+cumulative scales folded into each block.
 
 Recipe groups map to tensors as the ``ps`` space made them: ``*`` is every tensor (granularity
 ``model``), a tensor's own name (``tensor``), or a name prefix such as ``model.layers.3`` or
@@ -34,10 +41,14 @@ import numpy as np
 import torch
 
 from evobench.config import ConfigError
+from evobench.errors import FoldError
+
+_KINDS = ("ps", "dfs", "ps+dfs")
 
 
-def _load_recipe(where: Path) -> tuple[dict[str, Any], np.ndarray | None]:
-    """(recipe, exact genome or None) from a run folder, a run.json / best_recipe.json or a recipe file."""
+def _load_recipe(where: Path) -> tuple[dict[str, Any], np.ndarray | None, dict[str, Any]]:
+    """(recipe, exact genome or None, the run's space options for the recipe's kind) from a run folder,
+    a run.json / best_recipe.json or a recipe file."""
     genome = None
     f = where / "run.json" if where.is_dir() else where
     try:
@@ -45,14 +56,23 @@ def _load_recipe(where: Path) -> tuple[dict[str, Any], np.ndarray | None]:
     except (OSError, ValueError) as e:
         raise ConfigError(f"merge: {str(where)!r} is not a run folder or a recipe file ({type(e).__name__}: {e})") from None
     recipe = data.get("recipe", data) if isinstance(data, dict) else None
-    if not isinstance(recipe, dict) or recipe.get("kind") != "ps":
-        kind = recipe.get("kind") if isinstance(recipe, dict) else None
-        raise ConfigError(f"merge: {str(where)!r} holds no ps recipe (kind {kind!r}); evobench merge writes "
-                          "parameter-space (ps) recipes (a params run's model is its best_model.safetensors; "
-                          "layer paths are not written as checkpoints yet)")
+    kind = recipe.get("kind") if isinstance(recipe, dict) else None
+    if kind not in _KINDS:
+        raise ConfigError(f"merge: {str(where)!r} holds no ps, dfs or ps+dfs recipe (kind {kind!r}); a params "
+                          "run's model is its best_model.safetensors")
+    if "error" in recipe or kind == "ps+dfs" and "error" in (recipe.get("dfs") or {}):
+        raise ConfigError(f"merge: {str(where)!r}: the recipe is not a valid model "
+                          f"({recipe.get('error') or recipe['dfs']['error']})")
     if (f.parent / "best_genome.npy").exists():
         genome = np.load(f.parent / "best_genome.npy", allow_pickle=False)
-    return recipe, genome
+    options: dict[str, Any] = {}
+    config = f.parent.parent.parent / "config.json"  # the comparison's, beside runs/
+    if f.name == "run.json" and config.is_file():
+        spaces = (json.loads(config.read_text(encoding="utf-8")).get("config") or {}).get("spaces") or {}
+        options = dict(spaces.get(kind) or {})
+    if f.name == "run.json" and isinstance(data.get("seed"), int):  # a space's merge_seed defaults to the run's seed
+        options.setdefault("merge_seed", data["seed"])
+    return recipe, genome, options
 
 
 def _values(recipe: dict[str, Any], knobs: list, genome: np.ndarray | None) -> dict[str, dict[str, list[float]]]:
@@ -164,22 +184,11 @@ def _model_files(models: list[str], sources: dict[str, str]) -> list[Path]:
     return keep
 
 
-def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: str | os.PathLike,
-                 base: str | None = None, merge_seed: int = 0) -> Path:
-    """Write ``out/model.safetensors`` and ``out/recipe.json`` (see the module docstring)."""
-    from evobench.merge.ops import iter_merged
-    from evobench.merge.stream import SafetensorsWriter, open_weights, write_stream
-    from evobench.registry import MERGE_OPS
-    from evobench.spaces.ps import _ARGUMENT, mask_generators
+def _open_sources(models: list[str], sources: dict[str, str], what: str = "the recipe merges") -> list:
+    from evobench.merge.stream import open_weights
 
-    recipe, genome = _load_recipe(Path(recipe_path))
-    op_name = recipe.get("merge_method")
-    op = MERGE_OPS.get(op_name)
-    knobs = [k for k in op.knobs if k.per_model]
-    values = _values(recipe, knobs, genome)
-    models = [m["model"] for m in recipe["groups"][0]["models"]]
     if sorted(sources) != sorted(models):
-        raise ConfigError(f"merge: the recipe merges {models}; give --sources NAME=FILE for exactly those "
+        raise ConfigError(f"merge: {what} {models}; give --sources NAME=FILE for exactly those "
                           f"(got {sorted(sources)})")
     files = []
     for name in models:
@@ -187,6 +196,28 @@ def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: s
             files.append(open_weights(sources[name]))
         except ValueError as e:
             raise ConfigError(f"merge: source {name!r}: {e}") from None
+    ref = files[0]
+    for name, f in zip(models[1:], files[1:], strict=True):
+        if {n: e[1] for n, e in f.entries.items()} != {n: e[1] for n, e in ref.entries.items()}:
+            raise ConfigError(f"merge: source {name!r} ({f.path}) has other tensors or shapes than {models[0]!r}")
+    return files
+
+
+def _ps_writer(recipe: dict[str, Any], genome: np.ndarray | None, sources: dict[str, str], base: str | None,
+               merge_seed: int):
+    """Check a ps recipe against its sources; ``(write(folder), knob values, models)``, where ``write``
+    streams the merged weights into ``folder/model.safetensors`` and copies the sources' model files."""
+    from evobench.merge.ops import iter_merged
+    from evobench.merge.stream import SafetensorsWriter, open_weights, write_stream
+    from evobench.registry import MERGE_OPS
+    from evobench.spaces.ps import _ARGUMENT, mask_generators
+
+    op_name = recipe.get("merge_method")
+    op = MERGE_OPS.get(op_name)
+    knobs = [k for k in op.knobs if k.per_model]
+    values = _values(recipe, knobs, genome)
+    models = [m["model"] for m in recipe["groups"][0]["models"]]
+    files = _open_sources(models, sources)
     extras = _model_files(models, sources)
     takes_base = next(iter(inspect.signature(op).parameters)) == "base"
     base_map = None
@@ -201,9 +232,6 @@ def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: s
         else:
             raise ConfigError(f"merge: op {op_name!r} needs the base model the recipe was searched with (--base FILE)")
     ref = files[0]
-    for name, f in zip(models[1:], files[1:], strict=True):
-        if {n: e[1] for n, e in f.entries.items()} != {n: e[1] for n, e in ref.entries.items()}:
-            raise ConfigError(f"merge: source {name!r} ({f.path}) has other tensors or shapes than {models[0]!r}")
     names = list(ref.entries)
     group_names = list(values)
     member = {}
@@ -218,27 +246,179 @@ def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: s
     kw = {_ARGUMENT.get(k.name, k.name + "s"): {t: values[member[t]][k.name] for t in names} for k in knobs}
     if "generator" in inspect.signature(op).parameters:
         kw["generator"] = mask_generators(merge_seed, names, len(files))
-    out = Path(out)
-    if out.exists():
-        raise ConfigError(f"merge: {str(out)!r} exists; give a new folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        write_stream(SafetensorsWriter(tmp / "model.safetensors", [(n, *ref.entries[n][:2]) for n in names],
+
+    def write(folder: Path) -> None:
+        write_stream(SafetensorsWriter(folder / "model.safetensors", [(n, *ref.entries[n][:2]) for n in names],
                                        metadata={"evobench.merge_method": str(op_name)}),
                      iter_merged(op, base_map, files, **kw))
         for f in extras:
-            shutil.copyfile(f, tmp / f.name)
+            shutil.copyfile(f, folder / f.name)
+
+    return write, values, models
+
+
+def _n_dfs_genes(n_models: int, repeats: int, size: int) -> int:
+    """Blocks per model of a DFS genome of ``size`` genes (M * r slots + M * M scales, M = n_models * L)."""
+    m = int(round((-repeats + (repeats * repeats + 4 * size) ** 0.5) / 2))
+    if m * repeats + m * m != size or m % n_models:
+        raise ConfigError(f"merge: best_genome.npy has {size} genes, which no layer path through {n_models} "
+                          f"models with repeats {repeats} has")
+    return m // n_models
+
+
+def _layer_path(recipe: dict[str, Any], genome: np.ndarray | None) -> tuple[list[tuple[int, int]], list[float]]:
+    """The path and its scales: exact from the genome when there is one, else as the recipe rounds them."""
+    from evobench.merge.layer_path import layer_path
+
+    models, repeats = recipe.get("models"), recipe.get("repeats")
+    if not isinstance(models, list) or not isinstance(repeats, int) or repeats < 1:
+        raise ConfigError("merge: the layer-path recipe lacks its models or repeats")
+    if genome is not None:
+        g = np.asarray(genome, dtype=float).reshape(-1)
+        per = _n_dfs_genes(len(models), repeats, g.size)
+        slots = per * len(models) * repeats
+        lp = layer_path([per] * len(models), repeats, g[:slots], 2.0 * np.clip(g[slots:], 0.0, 1.0))
+        return [(int(a), int(b)) for a, b in lp.path], [float(x) for x in lp.scales]
+    path, scales = recipe.get("path"), recipe.get("scales")
+    try:
+        steps = [(int(a), int(b)) for a, b in path]
+        return steps, [float(x) for x in scales]
+    except (TypeError, ValueError):
+        raise ConfigError("merge: the layer-path recipe's path must be [[model, layer], ...] with one scale "
+                          "per step") from None
+
+
+def _fold_rule(files: list, folders: list[Path | None]):
+    """How the sources' layer path folds (:mod:`evobench.merge.fold`): from the first model folder's
+    config.json (a causal LM), else from the tensor names (the digits residual MLP)."""
+    from evobench.merge.fold import decoder_rule
+    from evobench.models.mlp import RESMLP_FOLD
+
+    folder = next((f for f in folders if f is not None and (f / "config.json").is_file()), None)
+    if folder is not None:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        return decoder_rule(str(config.get("model_type")), "model.layers"), config
+    names = set(files[0].entries)
+    if {"stem.weight", "stem.bias", "head.weight", "head.bias", "blocks.0.weight"} <= names:
+        return RESMLP_FOLD, None
+    raise ConfigError("merge: cannot tell the sources' architecture to fold the layer path into; give them as "
+                      "model folders (their config.json names it)")
+
+
+def _path_writer(recipe: dict[str, Any], genome: np.ndarray | None, sources: dict[str, str],
+                 made_first: bool = False):
+    """Check a layer-path recipe against its sources; ``(write(folder, first), path, scales, folded
+    steps)``. ``made_first``: model 0 is made on the way (the ps merge of PS+DFS), and ``write`` is
+    given its file as ``first``; the sources are the other models."""
+    from evobench.merge.fold import fold_steps, fold_tensors
+    from evobench.merge.stream import SafetensorsWriter, open_weights, write_stream
+
+    models = list(recipe.get("models") or [])
+    path, scales = _layer_path(recipe, genome)
+    given = models[1:] if made_first else models
+    files = _open_sources(given, sources, "the layer path runs through") if given else []
+    extras = _model_files(given, sources) if given else []
+    folders = [Path(sources[n]) if Path(sources[n]).is_dir() else None for n in given]
+    if any(not (0 <= a < len(models)) for a, _ in path):
+        raise ConfigError(f"merge: the layer path steps through model indices outside its {len(models)} models")
+    try:
+        rule, config = _fold_rule(files, folders)
+        steps, _, _ = fold_steps(path, scales, rule)
+    except FoldError as e:
+        raise ConfigError(f"merge: {e}") from None
+
+    def write(folder: Path, first: Path | None = None) -> None:
+        all_files = ([open_weights(first)] if made_first else []) + files
+        if len(all_files) > 1 and {n: e[1] for n, e in all_files[0].entries.items()} != \
+                {n: e[1] for n, e in all_files[1].entries.items()}:
+            raise ConfigError("merge: the ps merge and the sources have other tensors or shapes")
+        ref = all_files[0]
+        try:
+            layout, tensors = fold_tensors(rule, list(ref.entries), path, scales, lambda s, n: all_files[s][n])
+        except FoldError as e:
+            raise ConfigError(f"merge: {e}") from None
+        write_stream(SafetensorsWriter(folder / "model.safetensors",
+                                       [(o, *all_files[s].entries[n][:2]) for o, s, n in layout],
+                                       metadata={"evobench.layer_path": str(len(steps))}), tensors())
+        for f in extras:
+            if f.name != "config.json":
+                shutil.copyfile(f, folder / f.name)
+        if config is not None:
+            deep = {k: v for k, v in config.items() if k != "_name_or_path"}
+            if isinstance(deep.get("layer_types"), list):
+                deep["layer_types"] = [deep["layer_types"][st.layer] for st in steps]
+            deep["num_hidden_layers"] = len(steps)
+            (folder / "config.json").write_text(json.dumps(deep, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    return write, path, scales, steps
+
+
+def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: str | os.PathLike,
+                 base: str | None = None, merge_seed: int | None = None) -> Path:
+    """Write ``out/model.safetensors`` and ``out/recipe.json`` (see the module docstring).
+
+    ``merge_seed`` (DARE masks): default the run's own (its comparison's space option, else the run's
+    seed, as the space had it), else 0 for a recipe file."""
+    recipe, genome, options = _load_recipe(Path(recipe_path))
+    kind = recipe["kind"]
+    seed = int(options.get("merge_seed", 0)) if merge_seed is None else int(merge_seed)
+    out = Path(out)
+    if out.exists():
+        raise ConfigError(f"merge: {str(out)!r} exists; give a new folder")
+    record: dict[str, Any] = {"recipe": recipe, "exact_from_genome": genome is not None}
+    if kind == "ps":
+        write, values, models = _ps_writer(recipe, genome, sources, base, seed)
+        record.update(merge_seed=seed, knobs=values)
+        steps = [write]
+    elif kind == "dfs":
+        write, path, scales, folded = _path_writer(recipe, genome, sources)
+        models = list(recipe["models"])
+        record.update(path=[list(p) for p in path], scales=scales,
+                      folded_scales=[st.scale for st in folded])
+        steps = [write]
+    else:
+        ps, dfs = recipe.get("ps"), recipe.get("dfs")
+        if not isinstance(ps, dict) or not isinstance(dfs, dict):
+            raise ConfigError("merge: the ps+dfs recipe lacks its ps or dfs part")
+        n_ps = None
+        if genome is not None:
+            from evobench.registry import MERGE_OPS
+
+            op = MERGE_OPS.get(ps.get("merge_method"))
+            n_knobs = len([k for k in op.knobs if k.per_model])
+            n_ps = len(ps.get("groups") or []) * n_knobs * len((ps.get("groups") or [{}])[0].get("models", []))
+        ps_write, values, models = _ps_writer(ps, None if genome is None else genome[:n_ps], sources, base, seed)
+        others = {n: sources[n] for n in (dfs.get("models") or [])[1:] if n in sources}
+        missing = [n for n in (dfs.get("models") or [])[1:] if n not in sources]
+        if missing:
+            raise ConfigError(f"merge: the layer path runs through {missing}, which the ps merge does not take")
+        path_write, path, scales, folded = _path_writer(dfs, None if genome is None else genome[n_ps:], others,
+                                                        made_first=True)
+
+        def staged(folder: Path) -> None:  # A' first (a folder of its own inside the temporary output)
+            work = folder / ".ps-merge"
+            work.mkdir()
+            ps_write(work)
+            path_write(folder, work / "model.safetensors")
+            shutil.rmtree(work)
+
+        record.update(merge_seed=seed, knobs=values, path=[list(p) for p in path], scales=scales,
+                      folded_scales=[st.scale for st in folded])
+        steps = [staged]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for step in steps:
+            step(tmp)
         inputs = {name: {"file": str(Path(sources[name]).resolve()), "sha256": _sha256(Path(sources[name]))}
                   for name in models}
         if base is not None:
             inputs["base"] = {"file": str(Path(base).resolve()), "sha256": _sha256(Path(base))}
         from evobench.jsonio import write_json
 
-        write_json(tmp / "recipe.json", {
-            "recipe": recipe, "exact_from_genome": genome is not None, "merge_seed": int(merge_seed),
-            "knobs": values, "inputs": inputs, "output": {"file": "model.safetensors",
-                                                          "sha256": _sha256(tmp / "model.safetensors")}})
+        write_json(tmp / "recipe.json", {**record, "inputs": inputs,
+                                         "output": {"file": "model.safetensors",
+                                                    "sha256": _sha256(tmp / "model.safetensors")}})
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -258,6 +438,7 @@ def write_checkpoint(folder: Path, state: Mapping[str, torch.Tensor], family: An
 
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(folder / "model.safetensors"))
+    family = family.for_state(state)  # a layer path written as a plain model has its own depth
     save_config = getattr(family, "save_config", None)
     if callable(save_config):
         save_config(folder)

@@ -11,7 +11,8 @@ Layout of ``<out>/<name>-<UTC time>/``::
         fitness.npy        search fitness of every evaluation, in order (NaN = failed candidate)
         test_scores.npy    per-example scores of the recommended model on the test split
         records/<t>.jsonl  the recommended model's per-example test records (the task, each report task)
-        best_model.safetensors   the recommended model's weights (when the space gives a state dict)
+        best_model.safetensors   the recommended model's weights (when the space gives a state dict; a
+                           layer path as the plain model of one block per step it folds into)
         search_scores.npy  every candidate's per-example search scores (only with save_search_scores)
         best_genome.npy    the recommended genome (recipe spaces; a params genome is best_model's weights)
         checkpoint/        with export_best: the recommended model as a checkpoint folder (evobench.export)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from evobench.baseline import Baseline
-from evobench.errors import StartError, candidate_failures, describe
+from evobench.errors import FoldError, StartError, candidate_failures, describe
 from evobench.evalcache import CacheSession
 from evobench.evaluation import Evaluation
 from evobench.journal import ResumeError, RunJournal, genes_checksum
@@ -63,6 +63,7 @@ class RunResult:
     search_scores: np.ndarray | None = None  # (evaluations, examples) when kept (dropped once saved)
     best_state: dict | None = None  # the recommended model's weights, when the space gives a state dict
     best_genome: np.ndarray | None = None  # the recommended genome, kept with best_state (recipe spaces)
+    unsaved: str = ""  # why best_state is None although it was asked for (not saved in the summary)
     test_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per-example, test split
     record: str = ""  # the run's folder inside the results folder, once saved
     errors: list[str] = field(default_factory=list)  # the first MAX_ERRORS distinct failure messages
@@ -407,7 +408,10 @@ def _run(problem: Problem, baseline: Baseline, space: MergeSpace, budget: int, s
         res.test_metrics = dict(res.test_result.metrics)
         res.test_scores = np.asarray(res.test_result.scores, dtype=float)
         if keep_state:
-            res.best_state = space.state_dict(rec)
+            try:
+                res.best_state = space.state_dict(rec)
+            except FoldError as e:  # a layer path no plain checkpoint expresses: its recipe is the record
+                res.unsaved = f"its recommended layer path is not written as weights ({e})"
             if space.kind != "params":  # a params genome is the weights themselves
                 res.best_genome = np.array(rec)
         res.forward_examples += search.n_forward + res.test_result.n_forward

@@ -79,7 +79,7 @@ def test_bad_merges_are_one_line_errors_and_leave_nothing(run, tmp_path, capsys)
     assert "merge: source" in err and "cut.safetensors" in err and err.count("\n") == 1
     (tmp_path / "params.json").write_text(json.dumps({"recipe": {"kind": "params", "sha256": "x"}}))
     assert main(["merge", str(tmp_path / "params.json"), "--sources", _sources(names), "--out", str(tmp_path / "o")]) == 2
-    assert "holds no ps recipe" in capsys.readouterr().err
+    assert "holds no ps, dfs or ps+dfs recipe" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))
 
 
@@ -132,3 +132,103 @@ def test_export_best_on_digits_writes_weights_recipe_and_hashes(tmp_path):
     assert main(["run", "--tasks", "digits-specialists", "--baselines", "m2n2", "--budget", "10", "--seeds", "0",
                  "--no-tracking", "--no-progress", "--out", str(tmp_path / "plain")]) == 0
     assert not list((tmp_path / "plain").glob("*/runs/*/checkpoint"))
+
+
+@pytest.fixture(scope="module")
+def path_runs(tmp_path_factory):
+    """cmaes-dfs and ps-dfs runs on digits-specialists-blocks with --export-best, and the task's
+    sources and base as files."""
+    from evobench.registry import TASKS
+
+    root = tmp_path_factory.mktemp("export-dfs")
+    assert main(["run", "--tasks", "digits-specialists-blocks", "--baselines", "cmaes-dfs,ps-dfs", "--budget", "30",
+                 "--seeds", "3", "--no-tracking", "--no-progress", "--export-best", "--out", str(root / "out")]) == 0
+    runs = {json.loads((f / "run.json").read_text())["space"]: f for f in (root / "out").glob("*/runs/*")}
+    problem = TASKS.get("digits-specialists-blocks")()
+    names = {}
+    for name, state in problem.pool.sources:
+        save_file(state, str(root / f"{name}.safetensors"))
+        names[name] = str(root / f"{name}.safetensors")
+    save_file(problem.pool.base, str(root / "base.safetensors"))
+    return root, runs, names
+
+
+@pytest.mark.parametrize("space", ["dfs", "ps+dfs"])
+def test_a_layer_path_run_merges_into_a_plain_model_that_scores_as_the_run(path_runs, space):
+    """The run's recommended layer path, written from the source files, is bit for bit its
+    best_model.safetensors and its exported checkpoint (a residual MLP of one block per step), and
+    `evobench eval` of it gives the run's test score on every example."""
+    root, runs, names = path_runs
+    folder, out = runs[space], root / f"ckpt-{space}"
+    run = json.loads((folder / "run.json").read_text())
+    assert main(["merge", str(folder), "--sources", _sources(names), "--base", str(root / "base.safetensors"),
+                 "--out", str(out)]) == 0
+    got = load_file(str(out / "model.safetensors"))
+    for other in (folder / "best_model.safetensors", folder / "checkpoint" / "model.safetensors"):
+        want = load_file(str(other))
+        assert sorted(got) == sorted(want) and all(torch.equal(got[k], want[k]) for k in want)
+    path = run["recipe"]["path"] if space == "dfs" else run["recipe"]["dfs"]["path"]
+    assert sum(k.endswith(".weight") and k.startswith("blocks.") for k in got) == len(path)
+    meta = json.loads((out / "recipe.json").read_text())
+    assert meta["exact_from_genome"] and meta["path"] == path and len(meta["folded_scales"]) == len(path)
+    assert main(["eval", str(out / "model.safetensors"), "--tasks", "digits-specialists-blocks", "--no-tracking",
+                 "--out", str(root / f"eval-{space}")]) == 0
+    (ev,) = (root / f"eval-{space}").iterdir()
+    scored = [json.loads(line)["score"] for line in (ev / "records" / "digits-specialists-blocks.jsonl").open()]
+    want = [json.loads(line)["score"] for line in next((folder / "records").iterdir()).open()]
+    assert scored == want and abs(json.loads((ev / "results.json").read_text())["tasks"][
+        "digits-specialists-blocks"]["score"] - run["test_score"]) < 1e-12
+
+
+def test_a_layer_path_recipe_file_merges_within_rounding_and_bad_ones_are_refused(path_runs, tmp_path, capsys):
+    root, runs, names = path_runs
+    folder = runs["dfs"]
+    recipe = json.loads((folder / "run.json").read_text())["recipe"]
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    assert main(["merge", str(tmp_path / "recipe.json"), "--sources", _sources(names),
+                 "--out", str(tmp_path / "ckpt")]) == 0
+    got, want = load_file(str(tmp_path / "ckpt" / "model.safetensors")), load_file(str(folder / "best_model.safetensors"))
+    assert sorted(got) == sorted(want) and all(torch.allclose(got[k], want[k], rtol=1e-5, atol=1e-6) for k in want)
+    cases = [
+        ({**recipe, "path": "nope"}, "path must be [[model, layer], ...]"),
+        ({**recipe, "path": [[5, 0]], "scales": [1.0]}, "model indices outside its 2 models"),
+        ({**recipe, "path": [[0, 0], [1, 1]], "scales": [1.0]}, "2 steps and 1 scales"),
+        ({**recipe, "path": [[0, 0], [1, 9]], "scales": [1.0, 1.0]}, "uses block 9"),
+        ({"kind": "dfs", "error": "layer_path: no layer selected"}, "no layer selected"),
+    ]
+    for bad, message in cases:
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        assert main(["merge", str(tmp_path / "bad.json"), "--sources", _sources(names), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    np = pytest.importorskip("numpy")
+    cut = tmp_path / "run"
+    cut.mkdir()
+    (cut / "run.json").write_text((folder / "run.json").read_text())
+    np.save(cut / "best_genome.npy", np.load(folder / "best_genome.npy")[:-3])
+    assert main(["merge", str(cut), "--sources", _sources(names), "--out", str(tmp_path / "o")]) == 2
+    assert "which no layer path through 2 models with repeats 3 has" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))
+
+
+def test_a_run_without_a_merge_seed_merges_with_its_own_seed(tmp_path):
+    """A ps space's DARE masks default to the run's seed (make_space); `evobench merge` of the run
+    folder must use the same, or the checkpoint is another model than the run's."""
+    from evobench.registry import TASKS
+
+    assert main(["run", "--tasks", "digits-specialists-shared", "--baselines", "cmaes-ps", "--budget", "12",
+                 "--seeds", "7", "--no-tracking", "--no-progress", "--out", str(tmp_path / "out")]) == 0
+    (folder,) = (tmp_path / "out").glob("*/runs/*")
+    densities = [m["density"] for m in json.loads((folder / "run.json").read_text())["recipe"]["groups"][0]["models"]]
+    assert min(densities) < 1.0  # DARE drops something: the masks matter
+    problem = TASKS.get("digits-specialists-shared")()
+    names = {}
+    for name, state in problem.pool.sources:
+        save_file(state, str(tmp_path / f"{name}.safetensors"))
+        names[name] = str(tmp_path / f"{name}.safetensors")
+    save_file(problem.pool.base, str(tmp_path / "base.safetensors"))
+    assert main(["merge", str(folder), "--sources", _sources(names), "--base", str(tmp_path / "base.safetensors"),
+                 "--out", str(tmp_path / "ckpt")]) == 0
+    got, want = load_file(str(tmp_path / "ckpt" / "model.safetensors")), load_file(str(folder / "best_model.safetensors"))
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    assert json.loads((tmp_path / "ckpt" / "recipe.json").read_text())["merge_seed"] == 7

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from evobench.merge.fold import FoldRule
+
 State = dict[str, torch.Tensor]
 
 
@@ -74,6 +76,11 @@ class ModelFamily(ABC):
             raise ValueError(f"{a} ({self.name}) and {b} ({other.name}) differ in tensor {diff!r} "
                              f"({self.shapes.get(diff)} vs {other.shapes.get(diff)})")
 
+    def for_state(self, state: State) -> ModelFamily:
+        """The family of ``state``'s model: this one, or (a family whose models vary in depth) the same
+        family with as many blocks as ``state`` has, e.g. a layer path written as a plain model."""
+        return self
+
     def check_state(self, state: State, what: str = "state", like: State | None = None, strict: bool = False) -> None:
         """ValueError (one line naming ``what`` and the tensor) unless ``state`` has this family's
         tensors with their shapes. ``strict`` (a file a user gives): also no other tensors, finite
@@ -115,6 +122,11 @@ class BlockStack(ABC):
         ``scales[t]`` multiplies the hidden state entering step ``t`` (1.0 = unchanged). Stem and head
         come from ``sources[0]``.
         """
+
+    def fold_rule(self) -> FoldRule | None:
+        """How a layer path through these blocks becomes a plain model of this family with one block
+        per step (:mod:`evobench.merge.fold`), or None when it cannot."""
+        return None
 
 
 @dataclass

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
+from evobench.merge.fold import FoldRule
 from evobench.models.base import BlockStack, ModelFamily, State
 
 
@@ -60,6 +61,11 @@ class PathMLP:
         return torch.addmm(self.head[1], h, self.head[0])
 
 
+#: ``relu(c x) = c relu(x)`` for ``c > 0``: a block entered at cumulative scale ``c`` divides its bias
+#: by ``c``, the head's weight takes the final scale, and a zero stem starts from zero
+RESMLP_FOLD = FoldRule("blocks", ("bias",), multiply=("head.weight",), zero=("stem.weight", "stem.bias"))
+
+
 class ResMLPFamily(ModelFamily, BlockStack):
     def __init__(self, n_in: int = 64, hidden: int = 64, n_out: int = 10, n_blocks: int = 4) -> None:
         self.n_in, self.hidden, self.n_out, self.blocks = n_in, hidden, n_out, n_blocks
@@ -78,6 +84,16 @@ class ResMLPFamily(ModelFamily, BlockStack):
 
     def n_blocks(self) -> int:
         return self.blocks
+
+    def fold_rule(self) -> FoldRule:
+        return RESMLP_FOLD
+
+    def for_state(self, state: State) -> ResMLPFamily:
+        """This family with as many blocks as ``state`` has (``blocks.0`` .. ``blocks.{n-1}``)."""
+        n = 0
+        while f"blocks.{n}.weight" in state:
+            n += 1
+        return self if n in (0, self.blocks) else ResMLPFamily(self.n_in, self.hidden, self.n_out, n)
 
     def _block(self, state: State, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return state[f"blocks.{i}.weight"], state[f"blocks.{i}.bias"]

@@ -50,8 +50,9 @@ class MergeSpace(ABC):
         or keep ``state_dict(x)``."""
 
     def state_dict(self, x: np.ndarray) -> dict[str, Any] | None:
-        """The weights of genome ``x``'s model as a state dict, or None when the model is not one
-        (e.g. a layer path over several models: its recipe is then the complete record)."""
+        """The weights of genome ``x``'s model as a state dict (a layer path: the plain model it folds
+        into, :mod:`evobench.merge.fold`), or None when the model is not one. A layer path that does not
+        fold raises :class:`~evobench.errors.FoldError`: its recipe is then the complete record."""
         return None
 
     def sample(self, rng: np.random.Generator, k: int) -> np.ndarray:

@@ -22,7 +22,7 @@ import json
 
 import numpy as np
 
-from evobench.errors import CandidateError
+from evobench.errors import CandidateError, FoldError
 from evobench.merge.layer_path import layer_path
 from evobench.models.base import BlockStack, ModelPool
 from evobench.spaces.base import MergeSpace, SpaceError
@@ -65,6 +65,19 @@ class _DFSCodec:
         return json.dumps({"path": [list(map(int, p)) for p in lp.path], "scales": [float(s) for s in lp.scales]},
                           separators=(",", ":"))
 
+    def rule(self):
+        """The family's fold rule (None: its layer paths are not written as plain models)."""
+        return self.family.fold_rule()
+
+    def fold(self, states: list, g: np.ndarray) -> dict:
+        from evobench.merge.fold import fold_state
+
+        rule = self.rule()
+        if rule is None:
+            raise FoldError(f"layer paths of {self.family.name!r} models are not written as checkpoints")
+        lp = self.path(g)
+        return fold_state(rule, states, lp.path, lp.scales)
+
     def decode(self, g: np.ndarray) -> dict:
         try:
             lp = self.path(g)
@@ -104,6 +117,11 @@ class DFSSpace(MergeSpace):
         lp = self.codec.path(np.asarray(x, dtype=float))
         return self.pool.family.build_path(self.states, lp.path, lp.scales)
 
+    def state_dict(self, x: np.ndarray):
+        """The path as a plain model of one block per step (:mod:`evobench.merge.fold`); FoldError (one
+        line) when the family's blocks or this path do not fold."""
+        return self.codec.fold(self.states, np.asarray(x, dtype=float))
+
 
 class PSDFSSpace(MergeSpace):
     kind = "ps+dfs"
@@ -142,3 +160,11 @@ class PSDFSSpace(MergeSpace):
         lp = self.codec.path(x[self.segments["dfs"]])  # decode first: a bad path fails before merging
         merged = self.ps.merged_state(x[self.segments["ps"]])
         return self.pool.family.build_path([merged, *[s for _, s in self._others]], lp.path, lp.scales)
+
+    def state_dict(self, x: np.ndarray):
+        """A' merged, then the path through ``[A', *others]`` as a plain model (see :meth:`DFSSpace.state_dict`)."""
+        x = np.asarray(x, dtype=float)
+        if self.codec.rule() is None:
+            raise FoldError(f"layer paths of {self.pool.family.name!r} models are not written as checkpoints")
+        merged = self.ps.merged_state(x[self.segments["ps"]])
+        return self.codec.fold([merged, *[s for _, s in self._others]], x[self.segments["dfs"]])
