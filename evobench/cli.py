@@ -125,16 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--out", default="evobench-results", help="where the scored results go")
     _add_gate_args(ck)
     _add_tracking_args(ck)
-    mp = sub.add_parser("merge", help="write a merged checkpoint from a ps, dfs or ps+dfs recipe (streamed, atomic)",
+    mp = sub.add_parser("merge", help="write a checkpoint from a ps, dfs, ps+dfs or params recipe (streamed, atomic)",
                         description="Write OUT/model.safetensors and OUT/recipe.json (knob values or layer path, input "
                         "and output hashes) from a recipe: a run folder (exact: from its best_genome.npy) or a recipe "
                         "JSON (knobs and scales rounded to 6 decimals). Merged tensor by tensor from the source files. "
                         "A layer path (dfs, ps+dfs) becomes a plain model of one block per step, its scales folded into "
-                        "the weights (digits residual MLPs; Llama, Mistral, Qwen2, Qwen3 decoders).")
+                        "the weights (digits residual MLPs; Llama, Mistral, Qwen2, Qwen3 decoders). A params run's checkpoint is its "
+                        "best_model.safetensors with recipe and hashes.")
     mp.add_argument("recipe", metavar="RECIPE", help="a run folder (runs/NNN-.../), run.json, best_recipe.json or recipe")
-    mp.add_argument("--sources", required=True, metavar="NAME=FILE,...",
+    mp.add_argument("--sources", metavar="NAME=FILE,...",
                     help="each source model of the recipe, by its name in the recipe, as .safetensors or a model "
-                    "folder (a language model's layer path needs folders: their config.json names the architecture)")
+                    "folder (a language model's layer path needs folders: their config.json names the architecture); "
+                    "a params run needs none (model folders given add their config and tokenizer)")
     mp.add_argument("--base", metavar="FILE", help="the base model the recipe was searched with (.safetensors)")
     mp.add_argument("--merge-seed", type=int, help="DARE masks' seed (default: the run's merge_seed space option, else its seed; 0 for a recipe file)")
     mp.add_argument("--out", required=True, metavar="DIR", help="the checkpoint folder to create")
@@ -363,7 +365,7 @@ def _merge(args: argparse.Namespace) -> int:
     from evobench.export import merge_recipe
 
     sources = {}
-    for item in args.sources.split(","):
+    for item in (args.sources or "").split(",") if args.sources else []:
         name, sep, path = item.partition("=")
         if not sep or not name.strip() or not path.strip():
             raise ConfigError(f"--sources: {item!r} is not NAME=FILE")

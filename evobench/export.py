@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -43,7 +44,7 @@ import torch
 from evobench.config import ConfigError
 from evobench.errors import FoldError
 
-_KINDS = ("ps", "dfs", "ps+dfs")
+_KINDS = ("ps", "dfs", "ps+dfs", "params")
 
 
 def _load_recipe(where: Path) -> tuple[dict[str, Any], np.ndarray | None, dict[str, Any]]:
@@ -58,8 +59,10 @@ def _load_recipe(where: Path) -> tuple[dict[str, Any], np.ndarray | None, dict[s
     recipe = data.get("recipe", data) if isinstance(data, dict) else None
     kind = recipe.get("kind") if isinstance(recipe, dict) else None
     if kind not in _KINDS:
-        raise ConfigError(f"merge: {str(where)!r} holds no ps, dfs or ps+dfs recipe (kind {kind!r}); a params "
-                          "run's model is its best_model.safetensors")
+        raise ConfigError(f"merge: {str(where)!r} holds no ps, dfs, ps+dfs or params recipe (kind {kind!r})")
+    if kind == "params" and not (f.name == "run.json" and (f.parent / "best_model.safetensors").is_file()):
+        raise ConfigError(f"merge: {str(where)!r}: a params recipe is its run's weights; give the run folder "
+                          "that holds its best_model.safetensors")
     if "error" in recipe or kind == "ps+dfs" and "error" in (recipe.get("dfs") or {}):
         raise ConfigError(f"merge: {str(where)!r}: the recipe is not a valid model "
                           f"({recipe.get('error') or recipe['dfs']['error']})")
@@ -257,6 +260,30 @@ def _ps_writer(recipe: dict[str, Any], genome: np.ndarray | None, sources: dict[
     return write, values, models
 
 
+def _params_writer(recipe: dict[str, Any], where: Path, sources: dict[str, str]):
+    """A params run's weights as a checkpoint: its best_model.safetensors (checked against the
+    recipe's parameter count), with the config and tokenizer files of ``sources`` (model folders,
+    optional; they must agree) beside it. ``(write(folder), [])``: the recipe merges no inputs."""
+    from evobench.merge.stream import open_weights
+
+    folder = where if where.is_dir() else where.parent
+    weights = folder / "best_model.safetensors"
+    try:
+        n = sum(math.prod(e[1]) for e in open_weights(weights).entries.values())
+    except ValueError as e:
+        raise ConfigError(f"merge: {e}") from None
+    if n != recipe.get("n_params"):
+        raise ConfigError(f"merge: {weights} holds {n} parameters, the recipe {recipe.get('n_params')!r}")
+    extras = _model_files(list(sources), sources) if sources else []
+
+    def write(out: Path) -> None:
+        shutil.copyfile(weights, out / "model.safetensors")
+        for f in extras:
+            shutil.copyfile(f, out / f.name)
+
+    return write, []
+
+
 def _n_dfs_genes(n_models: int, repeats: int, size: int) -> int:
     """Blocks per model of a DFS genome of ``size`` genes (M * r slots + M * M scales, M = n_models * L)."""
     m = int(round((-repeats + (repeats * repeats + 4 * size) ** 0.5) / 2))
@@ -366,7 +393,11 @@ def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: s
     if out.exists():
         raise ConfigError(f"merge: {str(out)!r} exists; give a new folder")
     record: dict[str, Any] = {"recipe": recipe, "exact_from_genome": genome is not None}
-    if kind == "ps":
+    if kind == "params":
+        write, models = _params_writer(recipe, Path(recipe_path), sources)
+        record["exact_from_genome"] = True  # the run's own weights
+        steps = [write]
+    elif kind == "ps":
         write, values, models = _ps_writer(recipe, genome, sources, base, seed)
         record.update(merge_seed=seed, knobs=values)
         steps = [write]

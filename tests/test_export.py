@@ -79,7 +79,10 @@ def test_bad_merges_are_one_line_errors_and_leave_nothing(run, tmp_path, capsys)
     assert "merge: source" in err and "cut.safetensors" in err and err.count("\n") == 1
     (tmp_path / "params.json").write_text(json.dumps({"recipe": {"kind": "params", "sha256": "x"}}))
     assert main(["merge", str(tmp_path / "params.json"), "--sources", _sources(names), "--out", str(tmp_path / "o")]) == 2
-    assert "holds no ps, dfs or ps+dfs recipe" in capsys.readouterr().err
+    assert "a params recipe is its run's weights; give the run folder" in capsys.readouterr().err
+    (tmp_path / "other.json").write_text(json.dumps({"recipe": {"kind": "nope"}}))
+    assert main(["merge", str(tmp_path / "other.json"), "--sources", _sources(names), "--out", str(tmp_path / "o")]) == 2
+    assert "holds no ps, dfs, ps+dfs or params recipe (kind 'nope')" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))
 
 
@@ -232,3 +235,21 @@ def test_a_run_without_a_merge_seed_merges_with_its_own_seed(tmp_path):
     got, want = load_file(str(tmp_path / "ckpt" / "model.safetensors")), load_file(str(folder / "best_model.safetensors"))
     assert all(torch.equal(got[k], want[k]) for k in want)
     assert json.loads((tmp_path / "ckpt" / "recipe.json").read_text())["merge_seed"] == 7
+
+
+def test_a_params_run_is_written_as_a_checkpoint_of_its_own_weights(tmp_path, capsys):
+    assert main(["run", "--tasks", "digits-specialists", "--baselines", "m2n2", "--budget", "6", "--seeds", "0",
+                 "--no-tracking", "--no-progress", "--out", str(tmp_path / "out")]) == 0
+    (folder,) = (tmp_path / "out").glob("*/runs/*")
+    assert main(["merge", str(folder), "--out", str(tmp_path / "ckpt")]) == 0
+    got, want = load_file(str(tmp_path / "ckpt" / "model.safetensors")), load_file(str(folder / "best_model.safetensors"))
+    assert sorted(got) == sorted(want) and all(torch.equal(got[k], want[k]) for k in want)
+    meta = json.loads((tmp_path / "ckpt" / "recipe.json").read_text())
+    assert meta["recipe"]["kind"] == "params" and meta["inputs"] == {} and meta["exact_from_genome"]
+    import hashlib
+
+    assert meta["output"]["sha256"] == hashlib.sha256((tmp_path / "ckpt" / "model.safetensors").read_bytes()).hexdigest()
+    run = json.loads((folder / "run.json").read_text())
+    (folder / "run.json").write_text(json.dumps({**run, "recipe": {**run["recipe"], "n_params": 5}}))
+    assert main(["merge", str(folder), "--out", str(tmp_path / "o")]) == 2
+    assert "holds 19210 parameters, the recipe 5" in capsys.readouterr().err and not (tmp_path / "o").exists()
