@@ -16,21 +16,27 @@ from evobench.cli import main
 def run(tmp_path_factory):
     """A cmaes-ps run on digits-specialists-shared (DARE-TIES with a base, tensor granularity) and the
     task's sources and base as files."""
-    from evobench.registry import TASKS
-
     root = tmp_path_factory.mktemp("export")
     cfg = root / "c.yaml"
     cfg.write_text("name: ex\ntasks: [digits-specialists-shared]\nbaselines: [cmaes-ps]\nbudget: 12\nseeds: [1]\n"
                    "spaces:\n  ps: {granularity: tensor, merge_seed: 5}\n")
     assert main(["run", "--config", str(cfg), "--no-tracking", "--no-progress", "--out", str(root / "out")]) == 0
     (folder,) = (root / "out").glob("ex-*/runs/*")
-    problem = TASKS.get("digits-specialists-shared")()
+    names = _task_files("digits-specialists-shared", root)
+    return root, folder, names
+
+
+def _task_files(task: str, root):
+    """The task's sources as ``root/<name>.safetensors`` (by name) and its base as ``root/base.safetensors``."""
+    from evobench.registry import TASKS
+
+    problem = TASKS.get(task)()
     names = {}
     for name, state in problem.pool.sources:
         save_file(state, str(root / f"{name}.safetensors"))
         names[name] = str(root / f"{name}.safetensors")
     save_file(problem.pool.base, str(root / "base.safetensors"))
-    return root, folder, names
+    return names
 
 
 def _sources(names):
@@ -141,18 +147,12 @@ def test_export_best_on_digits_writes_weights_recipe_and_hashes(tmp_path):
 def path_runs(tmp_path_factory):
     """cmaes-dfs and ps-dfs runs on digits-specialists-blocks with --export-best, and the task's
     sources and base as files."""
-    from evobench.registry import TASKS
 
     root = tmp_path_factory.mktemp("export-dfs")
     assert main(["run", "--tasks", "digits-specialists-blocks", "--baselines", "cmaes-dfs,ps-dfs", "--budget", "30",
                  "--seeds", "3", "--no-tracking", "--no-progress", "--export-best", "--out", str(root / "out")]) == 0
     runs = {json.loads((f / "run.json").read_text())["space"]: f for f in (root / "out").glob("*/runs/*")}
-    problem = TASKS.get("digits-specialists-blocks")()
-    names = {}
-    for name, state in problem.pool.sources:
-        save_file(state, str(root / f"{name}.safetensors"))
-        names[name] = str(root / f"{name}.safetensors")
-    save_file(problem.pool.base, str(root / "base.safetensors"))
+    names = _task_files("digits-specialists-blocks", root)
     return root, runs, names
 
 
@@ -217,19 +217,13 @@ def test_a_layer_path_recipe_file_merges_within_rounding_and_bad_ones_are_refuse
 def test_a_run_without_a_merge_seed_merges_with_its_own_seed(tmp_path):
     """A ps space's DARE masks default to the run's seed (make_space); `evobench merge` of the run
     folder must use the same, or the checkpoint is another model than the run's."""
-    from evobench.registry import TASKS
 
     assert main(["run", "--tasks", "digits-specialists-shared", "--baselines", "cmaes-ps", "--budget", "12",
                  "--seeds", "7", "--no-tracking", "--no-progress", "--out", str(tmp_path / "out")]) == 0
     (folder,) = (tmp_path / "out").glob("*/runs/*")
     densities = [m["density"] for m in json.loads((folder / "run.json").read_text())["recipe"]["groups"][0]["models"]]
     assert min(densities) < 1.0  # DARE drops something: the masks matter
-    problem = TASKS.get("digits-specialists-shared")()
-    names = {}
-    for name, state in problem.pool.sources:
-        save_file(state, str(tmp_path / f"{name}.safetensors"))
-        names[name] = str(tmp_path / f"{name}.safetensors")
-    save_file(problem.pool.base, str(tmp_path / "base.safetensors"))
+    names = _task_files("digits-specialists-shared", tmp_path)
     assert main(["merge", str(folder), "--sources", _sources(names), "--base", str(tmp_path / "base.safetensors"),
                  "--out", str(tmp_path / "ckpt")]) == 0
     got, want = load_file(str(tmp_path / "ckpt" / "model.safetensors")), load_file(str(folder / "best_model.safetensors"))
