@@ -133,6 +133,7 @@ class CausalLMFamily(ModelFamily, BlockStack):
         with torch.device("meta"):
             model = type(self.template)(config)
         model = model.to_empty(device=self.device).eval()
+        model.tie_weights()  # to_empty gives tied parameters (a tied head) a tensor each: tie them again
         mine = dict(self.template.named_buffers())
         for name, buf in model.named_buffers():
             src = mine.get(name)
