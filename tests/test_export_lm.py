@@ -97,3 +97,28 @@ def test_language_model_layer_paths_that_cannot_be_written_are_refused(lm_paths,
     assert main(["merge", str(tmp_path / "zero.json"), "--sources", _sources(folders), "--out", str(tmp_path / "o")]) == 2
     assert "step 1 scales the hidden state by 0" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))
+
+
+def test_a_vlm_layer_path_run_exports_the_plain_vlm_that_answers_as_the_run(tmp_path):
+    """ja-vlm-mini: cmaes-dfs and ps-dfs runs through its VLM's language model and a Japanese LM; the
+    exported checkpoint (the VLM's language-model tensors, one layer per step) scored by `evobench
+    eval` gives the run's answers. Measured: all 64 answers and scores the same, for both."""
+    task = "ja-vlm-mini"
+    assert main(["run", "--tasks", task, "--baselines", "cmaes-dfs,ps-dfs", "--budget", "6", "--seeds", "0",
+                 "--no-tracking", "--no-progress", "--export-best", "--out", str(tmp_path / "out")]) == 0
+    runs = sorted((tmp_path / "out").glob("*/runs/*"))
+    assert len(runs) == 2
+    for folder in runs:
+        run = json.loads((folder / "run.json").read_text())
+        path = run["recipe"]["path"] if run["space"] == "dfs" else run["recipe"]["dfs"]["path"]
+        ckpt = load_file(str(folder / "checkpoint" / "model.safetensors"))
+        assert len({k.split(".")[3] for k in ckpt if k.startswith("model.language_model.layers.")}) == len(path)
+        out = tmp_path / f"eval-{folder.name}"
+        assert main(["eval", str(folder / "checkpoint" / "model.safetensors"), "--tasks", task, "--no-tracking",
+                     "--out", str(out)]) == 0
+        (ev,) = out.iterdir()
+        got = [json.loads(line) for line in (ev / "records" / f"{task}.jsonl").open()]
+        want = [json.loads(line) for line in next((folder / "records").iterdir()).open()]
+        assert len(got) == len(want) == 64
+        assert sum(a["prediction"] != b["prediction"] for a, b in zip(got, want, strict=True)) <= 2
+        assert sum(a["score"] != b["score"] for a, b in zip(got, want, strict=True)) <= 1

@@ -188,3 +188,35 @@ def test_an_lm_with_a_smaller_vocabulary_merges_with_the_vlms_rows_for_its_extra
     expected = base.lm_head.weight + w_own * (own["lm_head.weight"][:n_lm] - base.lm_head.weight) \
         + w_lm * (small.lm_head.weight - base.lm_head.weight)
     assert torch.allclose(head[:n_lm], expected.detach(), atol=1e-5)
+
+
+def test_a_layer_path_of_the_language_model_folds_into_a_plain_vlm(setup):
+    """A DFS path through the VLM's LM and an outside LM, with scales, written as a plain VLM whose
+    language model has one layer per step (evobench.merge.fold): the same logits (to the RMSNorm
+    epsilon), the same greedy answer, and the template's own vision tower and projector."""
+    from evobench.merge.fold import fold_state
+
+    vlm, processor, lm, pool, ref = setup
+    family = pool.family
+    states = [s for _, s in pool.sources]
+    path, scales = [(0, 0), (1, 1), (1, 0), (0, 1), (0, 1)], [1.0, 1.3, 0.6, 1.1, 0.8]
+    inputs = _inputs(processor)
+    with torch.no_grad():
+        path_model = family.build_path(states, path, scales)
+        want = path_model(**inputs).logits.clone()
+        want_text = path_model.generate(**inputs, max_new_tokens=4, do_sample=False,
+                                        pad_token_id=processor.tokenizer.pad_token_id).clone()
+        state = fold_state(family.fold_rule(), states, path, scales)
+        plain = family.for_state(state)
+        plain.check_state(state, strict=True)
+        model = plain.build(state)
+        got = model(**inputs).logits
+        got_text = model.generate(**inputs, max_new_tokens=4, do_sample=False,
+                                  pad_token_id=processor.tokenizer.pad_token_id)
+    assert plain.n_blocks() == len(path) and len(model.model.language_model.layers) == len(path)
+    assert float((got - want).abs().max()) < 1e-4 * float(want.abs().max())
+    assert torch.equal(got_text, want_text) and not torch.equal(got, ref)
+    ours = dict(model.named_parameters())
+    for name, p in vlm.named_parameters():
+        if not family.in_lm(name):
+            assert torch.equal(ours[name], p), name

@@ -13,7 +13,7 @@ behind a scale-invariant norm). Which tensors these are is the architecture's bu
 * the residual MLP blocks of the digits suite, ``h + relu(h W + b)``: ``relu`` is positively
   homogeneous, so ``b`` is divided by ``C_t`` and the head's weight multiplied by ``C_T``. Exact up
   to float rounding.
-* pre-norm transformer decoder layers (Llama, Mistral, Qwen2, Qwen3):
+* pre-norm transformer decoder layers (Llama, Mistral, Qwen2, Qwen3; also as a VLM's language model):
   ``h + attn(norm(h)) + mlp(norm(h + attn(...)))`` with RMSNorm, which ignores a positive scale of
   its input. The two projections that write into the residual stream (``o_proj``, ``down_proj``)
   are divided by ``C_t``; the final norm absorbs ``C_T``. Exact up to float rounding and the

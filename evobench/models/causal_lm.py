@@ -25,7 +25,7 @@ from torch import nn
 
 from evobench.merge.fold import FoldRule, decoder_rule
 from evobench.models.base import BlockStack, ModelFamily, ModelPool, State
-from evobench.models.decoder_path import DecoderPaths, decoder_layers_name
+from evobench.models.decoder_path import DecoderPaths, decoder_layers_name, layers_in, template_of_depth
 from evobench.models.lm_loading import load_causal_lm, load_tokenizer, resolve_device
 
 OUTSIDE_LAYERS = "outside layers"
@@ -117,32 +117,12 @@ class CausalLMFamily(ModelFamily, BlockStack):
 
     def for_state(self, state: State) -> CausalLMFamily:
         """This family with as many decoder layers as ``state`` has (a layer path written as a plain
-        model): a template of that depth, its buffers (rotary tables) copied from this one's."""
-        stem = self.layers_name + "."
-        n = len({k[len(stem):].split(".")[0] for k in state if k.startswith(stem)})
+        model), over a template of that depth (:func:`~evobench.models.decoder_path.template_of_depth`)."""
+        n = layers_in(state, self.layers_name)
         if n in (0, self.n_blocks()):
             return self
-        config = copy.deepcopy(self.template.config)
-        layer_types = getattr(config, "layer_types", None)
-        config.num_hidden_layers = n
-        if layer_types is not None:
-            config.layer_types = [layer_types[0]] * n if len(set(layer_types)) == 1 else None
-            if config.layer_types is None:
-                raise ValueError(f"{self.name}: a model of {n} layers of mixed types {sorted(set(layer_types))} "
-                                 "cannot be rebuilt from its weights alone")
-        with torch.device("meta"):
-            model = type(self.template)(config)
-        model = model.to_empty(device=self.device).eval()
-        model.tie_weights()  # to_empty gives tied parameters (a tied head) a tensor each: tie them again
-        mine = dict(self.template.named_buffers())
-        for name, buf in model.named_buffers():
-            src = mine.get(name)
-            if src is None and name.startswith(stem):  # a per-layer buffer: the same in every layer
-                src = mine.get(f"{stem}0.{name[len(stem):].partition('.')[2]}")
-            if src is None or src.shape != buf.shape:
-                raise ValueError(f"{self.name}: buffer {name!r} of a {n}-layer model has no counterpart")
-            buf.copy_(src)
-        model.generation_config = copy.deepcopy(self.template.generation_config)
+        model = template_of_depth(self.template, self.layers_name, n, self.device)
+        config = model.config
         return CausalLMFamily(model, self.tokenizer, self.device, name=f"{config.model_type}-{config.hidden_size}x{n}")
 
     def build_path(self, sources: Sequence[State], path: Sequence[tuple[int, int]],

@@ -23,7 +23,7 @@ a time): building a new path re-points the previous one.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -44,6 +44,48 @@ def decoder_layers_name(model: nn.Module, n_layers: int | None = None, within: s
         raise ValueError(f"{type(model).__name__}: cannot tell which module list holds its {n} decoder layers "
                          f"(candidates: {found or 'none'})")
     return found[0]
+
+
+def layers_in(state: State, layers_name: str) -> int:
+    """How many decoder layers ``state`` holds under ``layers_name`` (0: none)."""
+    stem = layers_name + "."
+    return len({k[len(stem):].split(".")[0] for k in state if k.startswith(stem)})
+
+
+def template_of_depth(template: nn.Module, layers_name: str, n: int, device: torch.device,
+                      keep: Callable[[str], bool] | None = None) -> nn.Module:
+    """A model like ``template`` with ``n`` decoder layers (its text config's ``num_hidden_layers``):
+    built on ``meta``, then given memory on ``device``; its buffers (rotary tables) and the parameters
+    ``keep`` selects (a VLM's vision tower and projector) are copied from ``template``, a tied head is
+    tied again, and the other parameters are left for a state to fill (``family.build``)."""
+    config = copy.deepcopy(template.config)
+    text = config.get_text_config(decoder=True)
+    layer_types = getattr(text, "layer_types", None)
+    text.num_hidden_layers = n
+    if layer_types is not None:
+        if len(set(layer_types)) != 1:
+            raise ValueError(f"a model of {n} layers of mixed types {sorted(set(layer_types))} cannot be rebuilt "
+                             "from its weights alone")
+        text.layer_types = [layer_types[0]] * n
+    with torch.device("meta"):
+        model = type(template)(config)
+    model = model.to_empty(device=device).eval().requires_grad_(False)
+    model.tie_weights()  # to_empty gives tied parameters (a tied head) a tensor each: tie them again
+    stem = layers_name + "."
+    buffers, params = dict(template.named_buffers()), dict(template.named_parameters())
+    with torch.no_grad():
+        for name, buf in model.named_buffers():
+            src = buffers.get(name)
+            if src is None and name.startswith(stem):  # a per-layer buffer: the same in every layer
+                src = buffers.get(f"{stem}0.{name[len(stem):].partition('.')[2]}")
+            if src is None or src.shape != buf.shape:
+                raise ValueError(f"buffer {name!r} of a {n}-layer model has no counterpart in the template")
+            buf.copy_(src)
+        for name, p in model.named_parameters():
+            if keep is not None and keep(name):
+                p.copy_(params[name])
+    model.generation_config = copy.deepcopy(template.generation_config)
+    return model
 
 
 def _view(t: torch.Tensor) -> nn.Parameter:

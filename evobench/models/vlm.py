@@ -35,9 +35,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from evobench.merge.fold import FoldRule, decoder_rule
 from evobench.models.base import BlockStack, ModelFamily, ModelPool, State
 from evobench.models.causal_lm import IncompatibleModelsError, copy_into, decoder_layer_groups
-from evobench.models.decoder_path import DecoderPaths, decoder_layers_name
+from evobench.models.decoder_path import DecoderPaths, decoder_layers_name, layers_in, template_of_depth
 from evobench.models.lm_loading import (
     load_causal_lm,
     load_processor,
@@ -158,6 +159,22 @@ class VLMFamily(ModelFamily, BlockStack):
 
     def n_blocks(self) -> int:
         return int(self.text_config.num_hidden_layers)
+
+    def fold_rule(self) -> FoldRule:
+        """Its language model's decoder rule (:func:`evobench.merge.fold.decoder_rule`)."""
+        return decoder_rule(str(self.text_config.model_type), self.layers_name)
+
+    def for_state(self, state: State) -> VLMFamily:
+        """This family with a language model of as many decoder layers as ``state`` has, the template's
+        own vision tower and projector (:func:`~evobench.models.decoder_path.template_of_depth`)."""
+        n = layers_in(state, self.layers_name)
+        if n in (0, self.n_blocks()):
+            return self
+        model = template_of_depth(self.template, self.layers_name, n, self.device,
+                                  keep=lambda name: not self.in_lm(name))
+        text = model.config.get_text_config(decoder=True)
+        return VLMFamily(model, self.processor, self.device,
+                         name=f"{model.config.model_type}-{text.model_type}-{text.hidden_size}x{n}")
 
     def build_path(self, sources: Sequence[State], path: Sequence[tuple[int, int]],
                    scales: Sequence[float]) -> nn.Module:
