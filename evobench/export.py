@@ -396,17 +396,14 @@ def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: s
     if kind == "params":
         write, models = _params_writer(recipe, Path(recipe_path), sources)
         record["exact_from_genome"] = True  # the run's own weights
-        steps = [write]
     elif kind == "ps":
         write, values, models = _ps_writer(recipe, genome, sources, base, seed)
         record.update(merge_seed=seed, knobs=values)
-        steps = [write]
     elif kind == "dfs":
         write, path, scales, folded = _path_writer(recipe, genome, sources)
         models = list(recipe["models"])
         record.update(path=[list(p) for p in path], scales=scales,
                       folded_scales=[st.scale for st in folded])
-        steps = [write]
     else:
         ps, dfs = recipe.get("ps"), recipe.get("dfs")
         if not isinstance(ps, dict) or not isinstance(dfs, dict):
@@ -426,7 +423,7 @@ def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: s
         path_write, path, scales, folded = _path_writer(dfs, None if genome is None else genome[n_ps:], others,
                                                         made_first=True)
 
-        def staged(folder: Path) -> None:  # A' first (a folder of its own inside the temporary output)
+        def write(folder: Path) -> None:  # A' first (a folder of its own inside the temporary output)
             work = folder / ".ps-merge"
             work.mkdir()
             ps_write(work)
@@ -435,12 +432,10 @@ def merge_recipe(recipe_path: str | os.PathLike, sources: dict[str, str], out: s
 
         record.update(merge_seed=seed, knobs=values, path=[list(p) for p in path], scales=scales,
                       folded_scales=[st.scale for st in folded])
-        steps = [staged]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        for step in steps:
-            step(tmp)
+        write(tmp)
         inputs = {name: {"file": str(Path(sources[name]).resolve()), "sha256": _sha256(Path(sources[name]))}
                   for name in models}
         if base is not None:
