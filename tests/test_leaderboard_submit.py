@@ -79,11 +79,17 @@ def _submit(tmp_path, sub: Path, protocol: Path, *more: str) -> int:
     return main(["submit", str(sub), "--protocol", str(protocol), "--results", str(tmp_path / "results"), *more])
 
 
-def test_a_file_method_is_run_and_sealed_and_verifies(tmp_path, capsys):
+def _submitted(tmp_path, *more: str) -> tuple[Path, Path, Path]:
+    """The test protocol and the file submission ``sampler``, submitted (``more``: extra flags):
+    ``(protocol, submission, its digits result)``."""
     proto = _protocol(tmp_path)
     sub = _file_submission(tmp_path)
-    assert _submit(tmp_path, sub, proto) == 0
-    path = tmp_path / "results" / "sampler" / "digits.json"
+    assert _submit(tmp_path, sub, proto, *more) == 0
+    return proto, sub, tmp_path / "results" / "sampler" / "digits.json"
+
+
+def test_a_file_method_is_run_and_sealed_and_verifies(tmp_path, capsys):
+    proto, sub, path = _submitted(tmp_path)
     loaded = load_result(path)
     r = loaded.result
     assert not loaded.tampered and not loaded.stale(track_hash(load_protocol(proto), "digits"), 3)
@@ -103,10 +109,7 @@ def test_a_file_method_is_run_and_sealed_and_verifies(tmp_path, capsys):
 
 
 def test_verify_catches_a_forged_score_that_was_resealed(tmp_path, capsys):
-    proto = _protocol(tmp_path)
-    sub = _file_submission(tmp_path)
-    assert _submit(tmp_path, sub, proto) == 0
-    path = tmp_path / "results" / "sampler" / "digits.json"
+    proto, sub, path = _submitted(tmp_path)
     data = json.loads(path.read_text())
     data["runs"][0]["test_score"] += 0.01
     path.write_text(json.dumps(data))
@@ -122,11 +125,8 @@ def test_verify_catches_a_forged_score_that_was_resealed(tmp_path, capsys):
 
 
 def test_the_protocol_changing_makes_results_stale(tmp_path, capsys):
-    proto = _protocol(tmp_path)
-    sub = _file_submission(tmp_path)
-    assert _submit(tmp_path, sub, proto, "--tracks", "digits") == 0
+    proto, sub, path = _submitted(tmp_path, "--tracks", "digits")
     proto.write_text(proto.read_text().replace("budget: 12", "budget: 13"))
-    path = tmp_path / "results" / "sampler" / "digits.json"
     assert load_result(path).stale(track_hash(load_protocol(proto), "digits"), 3)
     capsys.readouterr()
     assert main(["leaderboard", "verify", str(path), "--submissions", str(sub.parent), "--protocol", str(proto)]) == 1
@@ -279,10 +279,7 @@ def test_a_confined_method_gives_exactly_the_in_process_results(task, baseline, 
 def test_verify_names_the_cpu_when_the_tasks_models_differ(tmp_path, capsys):
     from evobench.provenance import cpu_model
 
-    proto = _protocol(tmp_path)
-    sub = _file_submission(tmp_path)
-    assert _submit(tmp_path, sub, proto) == 0
-    path = tmp_path / "results" / "sampler" / "digits.json"
+    proto, sub, path = _submitted(tmp_path)
     data = json.loads(path.read_text())
     assert data["environment"]["cpu"] == cpu_model()
     data["hashes"]["models"] = "0" * 64  # as if trained elsewhere, to other floats
