@@ -365,7 +365,7 @@ def _merge(args: argparse.Namespace) -> int:
     from evobench.export import merge_recipe
 
     sources = {}
-    for item in (args.sources or "").split(",") if args.sources else []:
+    for item in args.sources.split(",") if args.sources else []:
         name, sep, path = item.partition("=")
         if not sep or not name.strip() or not path.strip():
             raise ConfigError(f"--sources: {item!r} is not NAME=FILE")

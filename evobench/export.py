@@ -69,12 +69,13 @@ def _load_recipe(where: Path) -> tuple[dict[str, Any], np.ndarray | None, dict[s
     if (f.parent / "best_genome.npy").exists():
         genome = np.load(f.parent / "best_genome.npy", allow_pickle=False)
     options: dict[str, Any] = {}
-    config = f.parent.parent.parent / "config.json"  # the comparison's, beside runs/
-    if f.name == "run.json" and config.is_file():
-        spaces = (json.loads(config.read_text(encoding="utf-8")).get("config") or {}).get("spaces") or {}
-        options = dict(spaces.get(kind) or {})
-    if f.name == "run.json" and isinstance(data.get("seed"), int):  # a space's merge_seed defaults to the run's seed
-        options.setdefault("merge_seed", data["seed"])
+    if f.name == "run.json":
+        config = f.parent.parent.parent / "config.json"  # the comparison's, beside runs/
+        if config.is_file():
+            spaces = (json.loads(config.read_text(encoding="utf-8")).get("config") or {}).get("spaces") or {}
+            options = dict(spaces.get(kind) or {})
+        if isinstance(data.get("seed"), int):  # a space's merge_seed defaults to the run's seed
+            options.setdefault("merge_seed", data["seed"])
     return recipe, genome, options
 
 
@@ -187,6 +188,11 @@ def _model_files(models: list[str], sources: dict[str, str]) -> list[Path]:
     return keep
 
 
+def _layout(f) -> dict[str, tuple[int, ...]]:
+    """A weights file's tensor shapes by name."""
+    return {n: e[1] for n, e in f.entries.items()}
+
+
 def _open_sources(models: list[str], sources: dict[str, str], what: str = "the recipe merges") -> list:
     from evobench.merge.stream import open_weights
 
@@ -201,7 +207,7 @@ def _open_sources(models: list[str], sources: dict[str, str], what: str = "the r
             raise ConfigError(f"merge: source {name!r}: {e}") from None
     ref = files[0]
     for name, f in zip(models[1:], files[1:], strict=True):
-        if {n: e[1] for n, e in f.entries.items()} != {n: e[1] for n, e in ref.entries.items()}:
+        if _layout(f) != _layout(ref):
             raise ConfigError(f"merge: source {name!r} ({f.path}) has other tensors or shapes than {models[0]!r}")
     return files
 
@@ -356,8 +362,7 @@ def _path_writer(recipe: dict[str, Any], genome: np.ndarray | None, sources: dic
 
     def write(folder: Path, first: Path | None = None) -> None:
         all_files = ([open_weights(first)] if made_first else []) + files
-        if len(all_files) > 1 and {n: e[1] for n, e in all_files[0].entries.items()} != \
-                {n: e[1] for n, e in all_files[1].entries.items()}:
+        if len(all_files) > 1 and _layout(all_files[0]) != _layout(all_files[1]):
             raise ConfigError("merge: the ps merge and the sources have other tensors or shapes")
         ref = all_files[0]
         try:

@@ -28,15 +28,15 @@ embeddings also feed its tied head) such a path is refused with :class:`FoldErro
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from evobench.errors import FoldError
 
-__all__ = ["DECODER_TYPES", "FoldError", "FoldRule", "FoldedStep", "decoder_rule", "fold_state", "fold_steps",
-           "fold_tensors"]
+__all__ = ["DECODER_TYPES", "FoldError", "FoldRule", "FoldedStep", "blocks_in", "decoder_rule", "fold_state",
+           "fold_steps", "fold_tensors"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,6 @@ class FoldRule:
     divide: tuple[str, ...]  # block tensor suffixes divided by the cumulative scale entering the block
     multiply: tuple[str, ...] = ()  # tensors outside the blocks multiplied by the final cumulative scale
     zero: tuple[str, ...] = ()  # tensors outside the blocks that, zeroed, make the first block's input 0
-    holds: str = "float rounding"  # what the plain model equals the path model up to
 
 
 _DECODER = ("self_attn.o_proj.weight", "self_attn.o_proj.bias", "mlp.down_proj.weight", "mlp.down_proj.bias")
@@ -56,11 +55,12 @@ DECODER_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 
 def decoder_rule(model_type: str, layers: str = "model.layers") -> FoldRule:
     """The rule of a causal LM's decoder layers (``model_type`` as its config says); FoldError for an
-    architecture evobench does not know how to fold."""
+    architecture evobench does not know how to fold. The fold holds up to float rounding and the
+    RMSNorm epsilon (see the module docstring)."""
     if model_type not in DECODER_TYPES:
         raise FoldError(f"layer paths of {model_type!r} models are not written as checkpoints (evobench folds "
                         f"the path's scales into {', '.join(DECODER_TYPES)} decoder layers)")
-    return FoldRule(layers, _DECODER, holds="float rounding and the RMSNorm epsilon")
+    return FoldRule(layers, _DECODER)
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def fold_steps(path: Sequence[tuple[int, int]], scales: Sequence[float],
     steps, c = [], 1.0
     for t in range(start, len(path)):
         c = c * float(scales[t]) if not (zeroed and t == start) else 1.0
-        if c == 0.0 or not math.isfinite(c) or c < 1e-30 or c > 1e30:
+        if not math.isfinite(c) or c < 1e-30 or c > 1e30:
             raise FoldError(f"layer path step {t}: the product of the scales so far is {c:.3g}, too far from 1 "
                             "to fold into the weights")
         s, i = path[t]
@@ -138,28 +138,26 @@ def fold_tensors(rule: FoldRule, names: Sequence[str], path: Sequence[tuple[int,
     missing = [n for n in (*rule.multiply, *(rule.zero if zeroed else ())) if n not in outer]
     if missing:
         raise FoldError(f"the sources lack tensor {missing[0]!r} that folding the path changes")
-    layout: list[tuple[str, int, str]] = [(n, 0, n) for n in outer]
-    blocks = [(f"{stem}{t}.{suffix}", st.source, f"{stem}{st.layer}.{suffix}")
-              for t, st in enumerate(steps) for suffix in block_names[st.layer]]
+    # (output name, source index, source name, factor); factor 0: zeroed (a start from zero)
+    plan = [(n, 0, n, 0.0 if zeroed and n in rule.zero else final if n in rule.multiply else 1.0) for n in outer]
     at = len(outer) if first_block is None else first_block
-    layout[at:at] = blocks
-    divisor = {f"{stem}{t}.": st.scale for t, st in enumerate(steps)}
-
-    def factor(out: str) -> tuple[float, bool]:
-        if out.startswith(stem):
-            head = out[: out.index(".", len(stem)) + 1]
-            return (1.0 / divisor[head] if out[len(head):] in rule.divide else 1.0), False
-        if zeroed and out in rule.zero:
-            return 0.0, True
-        return (final if out in rule.multiply else 1.0), False
+    plan[at:at] = [(f"{stem}{t}.{suffix}", st.source, f"{stem}{st.layer}.{suffix}",
+                    1.0 / st.scale if suffix in rule.divide else 1.0)
+                   for t, st in enumerate(steps) for suffix in block_names[st.layer]]
+    layout = [(out, src, name) for out, src, name, _ in plan]
 
     def tensors() -> Iterator[tuple[str, torch.Tensor]]:
-        for out, src, name in layout:
+        for out, src, name, f in plan:
             t = get(src, name)
-            f, zero = factor(out)
-            yield out, (torch.zeros_like(t) if zero else _scaled(t, f, out))
+            yield out, (torch.zeros_like(t) if f == 0.0 else _scaled(t, f, out))
 
     return layout, tensors
+
+
+def blocks_in(state: Mapping[str, torch.Tensor], layers: str) -> int:
+    """How many blocks ``state`` holds under the name prefix ``layers`` (block i: ``{layers}.{i}.*``)."""
+    stem = layers + "."
+    return len({k[len(stem):].split(".")[0] for k in state if k.startswith(stem)})
 
 
 def fold_state(rule: FoldRule, sources: Sequence[dict[str, torch.Tensor]], path: Sequence[tuple[int, int]],

@@ -46,12 +46,6 @@ def decoder_layers_name(model: nn.Module, n_layers: int | None = None, within: s
     return found[0]
 
 
-def layers_in(state: State, layers_name: str) -> int:
-    """How many decoder layers ``state`` holds under ``layers_name`` (0: none)."""
-    stem = layers_name + "."
-    return len({k[len(stem):].split(".")[0] for k in state if k.startswith(stem)})
-
-
 def template_of_depth(template: nn.Module, layers_name: str, n: int, device: torch.device,
                       keep: Callable[[str], bool] | None = None) -> nn.Module:
     """A model like ``template`` with ``n`` decoder layers (its text config's ``num_hidden_layers``):

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
-from evobench.merge.fold import FoldRule
+from evobench.merge.fold import FoldRule, blocks_in
 from evobench.models.base import BlockStack, ModelFamily, State
 
 
@@ -90,9 +90,7 @@ class ResMLPFamily(ModelFamily, BlockStack):
 
     def for_state(self, state: State) -> ResMLPFamily:
         """This family with as many blocks as ``state`` has (``blocks.0`` .. ``blocks.{n-1}``)."""
-        n = 0
-        while f"blocks.{n}.weight" in state:
-            n += 1
+        n = blocks_in(state, "blocks")
         return self if n in (0, self.blocks) else ResMLPFamily(self.n_in, self.hidden, self.n_out, n)
 
     def _block(self, state: State, i: int) -> tuple[torch.Tensor, torch.Tensor]:

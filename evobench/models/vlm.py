@@ -35,10 +35,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from evobench.merge.fold import FoldRule, decoder_rule
+from evobench.merge.fold import FoldRule, blocks_in, decoder_rule
 from evobench.models.base import BlockStack, ModelFamily, ModelPool, State
 from evobench.models.causal_lm import IncompatibleModelsError, copy_into, decoder_layer_groups
-from evobench.models.decoder_path import DecoderPaths, decoder_layers_name, layers_in, template_of_depth
+from evobench.models.decoder_path import DecoderPaths, decoder_layers_name, template_of_depth
 from evobench.models.lm_loading import (
     load_causal_lm,
     load_processor,
@@ -167,7 +167,7 @@ class VLMFamily(ModelFamily, BlockStack):
     def for_state(self, state: State) -> VLMFamily:
         """This family with a language model of as many decoder layers as ``state`` has, the template's
         own vision tower and projector (:func:`~evobench.models.decoder_path.template_of_depth`)."""
-        n = layers_in(state, self.layers_name)
+        n = blocks_in(state, self.layers_name)
         if n in (0, self.n_blocks()):
             return self
         model = template_of_depth(self.template, self.layers_name, n, self.device,

@@ -66,17 +66,17 @@ class _DFSCodec:
                           separators=(",", ":"))
 
     def rule(self):
-        """The family's fold rule (None: its layer paths are not written as plain models)."""
-        return self.family.fold_rule()
+        """The family's fold rule; FoldError when its layer paths are not written as plain models."""
+        rule = self.family.fold_rule()
+        if rule is None:
+            raise FoldError(f"layer paths of {self.family.name!r} models are not written as checkpoints")
+        return rule
 
     def fold(self, states: list, g: np.ndarray) -> dict:
         from evobench.merge.fold import fold_state
 
-        rule = self.rule()
-        if rule is None:
-            raise FoldError(f"layer paths of {self.family.name!r} models are not written as checkpoints")
         lp = self.path(g)
-        return fold_state(rule, states, lp.path, lp.scales)
+        return fold_state(self.rule(), states, lp.path, lp.scales)
 
     def decode(self, g: np.ndarray) -> dict:
         try:
@@ -164,7 +164,6 @@ class PSDFSSpace(MergeSpace):
     def state_dict(self, x: np.ndarray):
         """A' merged, then the path through ``[A', *others]`` as a plain model (see :meth:`DFSSpace.state_dict`)."""
         x = np.asarray(x, dtype=float)
-        if self.codec.rule() is None:
-            raise FoldError(f"layer paths of {self.pool.family.name!r} models are not written as checkpoints")
+        self.codec.rule()  # a family that does not fold fails before the merge
         merged = self.ps.merged_state(x[self.segments["ps"]])
         return self.codec.fold([merged, *[s for _, s in self._others]], x[self.segments["dfs"]])
