@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -204,7 +205,6 @@ def test_a_layer_path_recipe_file_merges_within_rounding_and_bad_ones_are_refuse
         assert main(["merge", str(tmp_path / "bad.json"), "--sources", _sources(names), "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
-    np = pytest.importorskip("numpy")
     cut = tmp_path / "run"
     cut.mkdir()
     (cut / "run.json").write_text((folder / "run.json").read_text())
