@@ -72,6 +72,7 @@ def test_bad_merges_are_one_line_errors_and_leave_nothing(run, tmp_path, capsys)
     base = ["--base", str(root / "base.safetensors")]
     cases = [
         (["--sources", "a=x.safetensors"], "give --sources NAME=FILE for exactly those"),
+        ([], "give --sources NAME=FILE for exactly those (got [])"),  # only a params run needs none
         (["--sources", _sources(names).replace("=", ":", 1)], "is not NAME=FILE"),
         (["--sources", _sources(names)], "needs the base model"),
     ]
