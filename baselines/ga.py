@@ -58,6 +58,7 @@ from pymoo.core.variable import get
 from pymoo.operators.repair.to_bound import ToBoundOutOfBoundsRepair
 
 from evobench.baseline import Baseline, BaselineConfig
+from evobench.draws import choice
 from evobench.evaluation import Evaluation
 from evobench.merge.slerp import split_slerp, sq_norm
 from evobench.noise import add_gaussian_
@@ -106,7 +107,7 @@ class RouletteSelection(Selection):
         w = roulette_weights(-f, np.isfinite(f))
         if not w.sum() > 0:
             raise RuntimeError("roulette selection needs at least one non-placeholder member")
-        return random_state.choice(len(f), size=(n_select, n_parents), p=w / w.sum())
+        return choice(random_state, (n_select, n_parents), w / w.sum())  # = random_state.choice(len(f), ...)
 
 
 class SplitSlerpCrossover(Crossover):

@@ -150,8 +150,8 @@ class M2N2(Baseline):
         # derived from the archive, recomputed only after it changes (same operations, same floats):
         self._sq = np.full(s, np.nan)  # squared norm of each member's parameters (the SLERP angle's)
         self._colsum: np.ndarray | None = None  # scores.sum(axis=0)
-        self._fitness: tuple[np.ndarray, np.ndarray] | None = None  # (1 / z**alpha, f) of the archive
-        self._attraction: dict[int, np.ndarray] = {}  # parent A -> every member's attraction to A
+        self._fitness: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # see _archive_fitness
+        self._attraction: dict[int, np.ndarray] = {}  # parent A -> running sums of attraction to A
 
     def _archive_file(self, s: int, n: int, dtype) -> np.ndarray:
         """A zero-filled ``(s, n)`` archive memory-mapped from ``<workdir>/m2n2-archive.npy``."""
@@ -183,10 +183,18 @@ class M2N2(Baseline):
     # ---- ask --------------------------------------------------------------------------------------
     def _draw(self, weights: np.ndarray) -> int:
         """Index drawn proportionally to non-negative ``weights``; uniform over filled slots if all 0."""
-        w = np.where(self.filled, weights, 0.0)
-        c = np.cumsum(w)
+        return self._draw_from(self._cumulative(weights))
+
+    def _cumulative(self, weights: np.ndarray) -> np.ndarray:
+        """What :meth:`_draw_from` draws from: the running sums of ``weights`` over the filled slots
+        (of 1 per filled slot when those sum to 0 or overflow)."""
+        c = np.cumsum(np.where(self.filled, weights, 0.0))
         if not (c[-1] > 0 and np.isfinite(c[-1])):
             c = np.cumsum(self.filled.astype(float))
+        return c
+
+    def _draw_from(self, c: np.ndarray) -> int:
+        """Index ``i`` with probability ``(c[i] - c[i-1]) / c[-1]`` (one uniform draw)."""
         return min(int(np.searchsorted(c, self.rng.random() * c[-1], side="right")), len(c) - 1)
 
     def _archive_colsum(self) -> np.ndarray:
@@ -194,11 +202,12 @@ class M2N2(Baseline):
             self._colsum = self._scores.sum(axis=0)
         return self._colsum
 
-    def _archive_fitness(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(1 / z**alpha, f)`` over the archive (z without a child)."""
+    def _archive_fitness(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(1 / z**alpha, f, running sums of f to draw from)`` over the archive (z without a child)."""
         if self._fitness is None:
             inv = sharing_weights(self._scores, self.config.alpha, colsum=self._archive_colsum())
-            self._fitness = inv, _matvec(self._scores, inv)
+            f = _matvec(self._scores, inv)
+            self._fitness = inv, f, self._cumulative(f)
         return self._fitness
 
     def _sq_norm(self, i: int) -> float:
@@ -212,18 +221,18 @@ class M2N2(Baseline):
 
     def _parents(self) -> tuple[int, int]:
         cfg = self.config
-        inv, f = self._archive_fitness()
-        a = self._draw(f)
+        inv, _, cf = self._archive_fitness()
+        a = self._draw_from(cf)
         if not cfg.use_crossover:
             return a, a
         if not cfg.use_attraction:
-            return a, self._draw(f)
-        g = self._attraction.get(a)
-        if g is None:
+            return a, self._draw_from(cf)
+        cg = self._attraction.get(a)
+        if cg is None:  # running sums of every member's attraction to A (of f when all are 0)
             g = attraction(self._scores, cfg.alpha, a, inv=inv, buf=self._gain)
             g[~self.filled] = 0.0
-            self._attraction[a] = g
-        return a, self._draw(g if g.sum() > 0 else f)
+            cg = self._attraction[a] = self._cumulative(g) if g.sum() > 0 else cf
+        return a, self._draw_from(cg)
 
     def _ask(self) -> np.ndarray:
         if not self.filled.any():

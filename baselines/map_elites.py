@@ -49,6 +49,7 @@ from pymoo.core.termination import NoTermination
 from pymoo.operators.repair.to_bound import ToBoundOutOfBoundsRepair
 
 from evobench.baseline import Baseline, BaselineConfig
+from evobench.draws import choice
 from evobench.evaluation import Evaluation
 from evobench.merge.slerp import sq_norm
 
@@ -122,7 +123,7 @@ class MapElitesAlgorithm(Algorithm):
         q = self.quality[:n]
         w = roulette_weights(q, np.ones(n, dtype=bool))
         replace = float(q.sum()) < 2.0 or int(np.count_nonzero(w)) < 2
-        return random_state.choice(n, size=2, replace=replace, p=w / w.sum())
+        return choice(random_state, 2, w / w.sum(), replace=replace)  # = random_state.choice(n, ...)
 
     def sq_norm(self, row: int) -> float:
         if np.isnan(self.sq[row]):

@@ -180,6 +180,13 @@ def _evaluation(results: list[TaskResult | str], task: Task) -> Evaluation:
     """What a baseline is told about scored candidates: values (NaN and the message for failures),
     per-example scores and normalised descriptors."""
     k = len(results)
+    if k == 1 and not isinstance(results[0], str):  # one candidate a step (M2N2, GA, MAP-Elites)
+        r = results[0]
+        scores = r.scores.astype(float, copy=False).reshape(1, -1)  # a view of the result's scores:
+        scores.flags.writeable = False  # read-only, as a cached result may share them
+        desc = None if r.descriptors is None else np.asarray(r.descriptors, dtype=float).reshape(1, -1)
+        return Evaluation(value=np.array([r.primary], dtype=float), scores=scores,
+                          descriptors=normalise_descriptors(desc, task), errors=[None])
     value = np.full(k, np.nan)
     errors: list[str | None] = [None] * k
     scores = desc = None
