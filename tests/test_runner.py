@@ -93,3 +93,21 @@ def test_same_seed_same_result(specialists, name):
     assert a.test_score == b.test_score and a.recipe == b.recipe
     c = _run(specialists, name, 4)
     assert not np.array_equal(a.values, c.values)
+
+
+def test_one_candidate_evaluation_is_the_batch_row_and_read_only():
+    """A one-candidate step (M2N2, GA, MAP-Elites) gets what a batch gives for that candidate, and a
+    baseline cannot write into the scores it shares with the task's result (a cached result)."""
+    problem = TASKS.get("digits-specialists")()
+    space = make_space("params", problem, 0)
+    x = space.initial(np.random.default_rng(0))
+    batch, n_batch = evaluate_genomes(space, problem.task, x)
+    for i in range(len(x)):
+        one, n_one = evaluate_genomes(space, problem.task, x[i:i + 1])
+        assert n_one * len(x) == n_batch
+        np.testing.assert_array_equal(one.value, batch.value[i:i + 1])
+        np.testing.assert_array_equal(one.scores, batch.scores[i:i + 1])
+        np.testing.assert_array_equal(one.descriptors, batch.descriptors[i:i + 1])
+        assert one.scores.dtype == np.float64 and one.errors == [None]
+        with pytest.raises(ValueError, match="read-only"):
+            one.scores[0, 0] = 0.5
