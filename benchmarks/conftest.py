@@ -15,3 +15,30 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+
+_RATIOS = pytest.StashKey[dict]()
+
+
+@pytest.fixture(scope="session")
+def floor_pairs(pytestconfig) -> dict[str, tuple[int, list[float], list[float]]]:
+    """Per baseline: (evaluations per run, run times, the floor timed just before each run), filled
+    by ``test_throughput.test_scratch_run`` and printed at the end of the session."""
+    return pytestconfig.stash.setdefault(_RATIOS, {})
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    import statistics
+
+    pairs = config.stash.get(_RATIOS, {})
+    if not pairs:
+        return
+    w = terminalreporter
+    w.section("runner vs forward-pass floor, paired per round")
+    w.line(f"{'baseline':<12} {'ms/eval (median)':>17} {'floor ms/eval':>14} {'x floor: median':>16} {'min':>6} {'max':>6}")
+    for name, (steps, runs, floors) in pairs.items():
+        ratios = [r / f for r, f in zip(runs, floors, strict=True)]
+        w.line(f"{name:<12} {statistics.median(runs) / steps * 1e3:>17.3f} "
+               f"{statistics.median(floors) / steps * 1e3:>14.3f} {statistics.median(ratios):>16.2f} "
+               f"{min(ratios):>6.2f} {max(ratios):>6.2f}")
