@@ -52,8 +52,9 @@ the preallocated archive; the archive never grows. Products use ``np.einsum``, n
 threads its dot products at this size and, on a busy 2-core machine, its thread hand-offs made a
 step ~6x slower (2.4 ms instead of 0.4 ms). Drawing the n Gaussian mutations is the largest part.
 What depends on the archive alone (its column sums z, fitness f, each member's squared norm for the
-SLERP angle, every member's attraction to a drawn parent A) is kept until the archive changes (about one
-step in six from scratch): recomputed, it would be the same floats.
+SLERP angle, every member's attraction to a drawn parent A, and the running sums of f and of each
+attraction that the parent draws search) is kept until the archive changes (about one step in six
+from scratch): recomputed, it would be the same floats.
 """
 
 from __future__ import annotations
