@@ -182,13 +182,10 @@ class M2N2(Baseline):
             self._insert(x0[i], ev0, i)
 
     # ---- ask --------------------------------------------------------------------------------------
-    def _draw(self, weights: np.ndarray) -> int:
-        """Index drawn proportionally to non-negative ``weights``; uniform over filled slots if all 0."""
-        return self._draw_from(self._cumulative(weights))
-
     def _cumulative(self, weights: np.ndarray) -> np.ndarray:
-        """What :meth:`_draw_from` draws from: the running sums of ``weights`` over the filled slots
-        (of 1 per filled slot when those sum to 0 or overflow)."""
+        """What :meth:`_draw_from` draws from, an index proportionally to non-negative ``weights``:
+        their running sums over the filled slots (of 1 per filled slot when those sum to 0 or
+        overflow, so that the draw is uniform over the filled slots)."""
         c = np.cumsum(np.where(self.filled, weights, 0.0))
         if not (c[-1] > 0 and np.isfinite(c[-1])):
             c = np.cumsum(self.filled.astype(float))

@@ -17,21 +17,20 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-
-_RATIOS = pytest.StashKey[dict]()
+_FLOOR_PAIRS = pytest.StashKey[dict]()
 
 
 @pytest.fixture(scope="session")
 def floor_pairs(pytestconfig) -> dict[str, tuple[int, list[float], list[float]]]:
     """Per baseline: (evaluations per run, run times, the floor timed just before each run), filled
     by ``test_throughput.test_scratch_run`` and printed at the end of the session."""
-    return pytestconfig.stash.setdefault(_RATIOS, {})
+    return pytestconfig.stash.setdefault(_FLOOR_PAIRS, {})
 
 
 def pytest_terminal_summary(terminalreporter, config):
     import statistics
 
-    pairs = config.stash.get(_RATIOS, {})
+    pairs = config.stash.get(_FLOOR_PAIRS, {})
     if not pairs:
         return
     w = terminalreporter
